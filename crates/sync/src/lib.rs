@@ -1,0 +1,5 @@
+//! Keeping the standby's configuration and voice data current.
+//!
+//! Planned modules: `delta` (streaming signature / delta / patch, the rsync algorithm), `tree`
+//! (manifests, generations, atomic apply) and `transfer` (authenticated framed transport).
+#![warn(missing_docs)]

@@ -1,0 +1,11 @@
+//! VRRP for a high-availability pair of servers.
+//!
+//! * [`wire`]: the advertisement codec (VRRPv2, RFC 3768; VRRPv3, RFC 5798 / RFC 9568; IPv4 and
+//!   IPv6): a zero-copy packet view, a representation with `parse` / `emit`, receive validation.
+//!
+//! Data flows one way: socket -> `wire` (parse, validate) -> election -> actions -> socket /
+//! netlink.
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod wire;

@@ -1,0 +1,2 @@
+//! Decode one VRRP advertisement given as hex on the command line (filled in by the codec work).
+fn main() {}
