@@ -1,12 +1,30 @@
-//! `redundancy-cli`: parses arguments and calls into the library crates; nothing else.
-use clap::Parser;
+//! `redundancy-cli`: parses arguments, sets up logging and calls into the library crates.
+//!
+//! Each subcommand lives in its own module (`cmd_<name>.rs`) holding its clap `Args` struct and a
+//! `run(args) -> ExitCode` that calls the libraries. Errors print as one line on stderr that
+//! says what and where, with a non-zero exit code.
+use std::process::ExitCode;
 
-/// High-availability pair for PBX and intercom servers.
+use clap::{Parser, Subcommand};
+
+/// High-availability pair for PBX and intercom servers: VRRP election, virtual IP takeover and
+/// rsync-style sync of configuration and voice data.
 #[derive(Parser)]
 #[command(name = "redundancy-cli", version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
+#[derive(Subcommand)]
+enum Command {
+    // One variant per subcommand, e.g. `Decode(cmd_decode::Args)`, kept in the order of the
+    // design's CLI contract: decode, vrrp, signature, delta, patch, serve, pull, run, status,
+    // swap, mode, takeover, release, demo.
+}
+
+fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let _cli = Cli::parse();
+    let cli = Cli::parse();
+    match cli.command {}
 }
