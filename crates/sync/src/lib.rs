@@ -3,3 +3,6 @@
 //! Planned modules: `delta` (streaming signature / delta / patch, the rsync algorithm), `tree`
 //! (manifests, generations, atomic apply) and `transfer` (authenticated framed transport).
 #![warn(missing_docs)]
+
+pub mod codec;
+pub mod tree;

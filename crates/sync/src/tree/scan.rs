@@ -1,0 +1,298 @@
+//! Scanning a live directory tree into a [`Manifest`], cheaply.
+//!
+//! The serving side serves a plain directory (the operational node's live data). Hashing every
+//! byte on every poll would be far too slow, so content hashes are cached per path under a key of
+//! (size, mtime, inode, ctime): any write, truncate, rename-over or `touch` changes at least one of
+//! them. Kernel timestamps advance in coarse ticks, so a file whose ctime is within
+//! [`RACY_WINDOW`] of the scan's start is hashed but not cached (the "racy git" rule): a write in
+//! the same tick after our read would otherwise go unnoticed.
+//!
+//! With [`Scanner::watch`] an inotify watch (the `notify` crate) marks the tree dirty on any event;
+//! while nothing happened, [`Scanner::manifest`] returns the previous manifest without touching
+//! the disk, which makes a no-change poll nearly free. The dirty flag is cleared *before* a scan
+//! starts, so an event during the scan forces the next poll to scan again. Watcher errors
+//! (including inotify queue overflow) also mark the tree dirty.
+//!
+//! Entries the pulling side could not reproduce safely are skipped with a warning: device files,
+//! fifos and sockets, names that are not UTF-8, and symlinks whose target leaves the tree. Other
+//! errors (an unreadable directory or file) fail the scan: serving a manifest that silently lacks
+//! a file would delete it on the standby.
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::exclude::Excludes;
+use super::manifest::{Entry, EntryKind, GenId, Manifest, Meta};
+use super::path::symlink_target_stays_inside;
+use super::TreeError;
+
+/// Files whose ctime is this close to the scan start are hashed but not cached.
+pub const RACY_WINDOW: Duration = Duration::from_millis(50);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct CacheKey {
+    size: u64,
+    mtime: (i64, i64),
+    ino: u64,
+    dev: u64,
+    ctime: (i64, i64),
+}
+
+/// Scans one root, caching content hashes and (optionally) watching for changes.
+pub struct Scanner {
+    root: PathBuf,
+    excludes: Excludes,
+    cache: HashMap<String, (CacheKey, [u8; 32])>,
+    last: Option<(Arc<Manifest>, GenId)>,
+    dirty: Arc<AtomicBool>,
+    watcher: Option<notify::RecommendedWatcher>,
+    /// Counters for tests and benchmarks: (full scans, files hashed).
+    stats: (u64, u64),
+}
+
+impl Scanner {
+    /// A scanner for `root` with the given excludes (no watch yet).
+    pub fn new(root: impl Into<PathBuf>, excludes: Excludes) -> Self {
+        Scanner {
+            root: root.into(),
+            excludes,
+            cache: HashMap::new(),
+            last: None,
+            dirty: Arc::new(AtomicBool::new(true)),
+            watcher: None,
+            stats: (0, 0),
+        }
+    }
+
+    /// The root being scanned.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Starts an inotify watch on the whole tree so that polls without change skip the scan.
+    /// On failure (e.g. `max_user_watches` reached) the scanner keeps working, scanning every time.
+    pub fn watch(&mut self) -> Result<(), notify::Error> {
+        use notify::{RecursiveMode, Watcher};
+        let dirty = Arc::clone(&self.dirty);
+        let mut w = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+            // Any event or error (overflow included) means "look again"; access events cannot
+            // change the manifest, skip them so readers do not cause rescans.
+            let relevant = match &ev {
+                Ok(e) => !matches!(e.kind, notify::EventKind::Access(_)),
+                Err(_) => true,
+            };
+            if relevant {
+                dirty.store(true, Ordering::SeqCst);
+            }
+        })?;
+        w.watch(&self.root, RecursiveMode::Recursive)?;
+        self.watcher = Some(w);
+        self.dirty.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// (full scans done, files hashed) since creation.
+    pub fn stats(&self) -> (u64, u64) {
+        self.stats
+    }
+
+    /// The current manifest and its id: the cached one when a watch is active and reported
+    /// nothing, else a fresh scan.
+    pub fn manifest(&mut self) -> Result<(Arc<Manifest>, GenId), TreeError> {
+        if self.watcher.is_some() && !self.dirty.load(Ordering::SeqCst) {
+            if let Some(last) = &self.last {
+                return Ok(last.clone());
+            }
+        }
+        self.dirty.store(false, Ordering::SeqCst);
+        let m = match self.scan() {
+            Ok(m) => m,
+            Err(e) => {
+                self.dirty.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+        };
+        let id = m.id();
+        let out = (Arc::new(m), id);
+        self.last = Some(out.clone());
+        Ok(out)
+    }
+
+    /// Forces a full scan on the next [`Scanner::manifest`].
+    pub fn invalidate(&self) {
+        self.dirty.store(true, Ordering::SeqCst);
+    }
+
+    fn scan(&mut self) -> Result<Manifest, TreeError> {
+        self.stats.0 += 1;
+        let start = SystemTime::now();
+        let racy_after = start
+            .checked_sub(RACY_WINDOW)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let rmd = fs::metadata(&self.root).map_err(|e| TreeError::io("stat", &self.root, e))?;
+        if !rmd.is_dir() {
+            return Err(TreeError::Layout {
+                path: self.root.clone(),
+                reason: "not a directory".into(),
+            });
+        }
+        let mut entries = Vec::new();
+        let mut seen = HashMap::new();
+        let root = self.root.clone();
+        self.walk(&root, "", &mut entries, &mut seen, racy_after)?;
+        // Drop cache entries of vanished files so the cache cannot grow without bound.
+        self.cache.retain(|k, _| seen.contains_key(k));
+        entries.sort_by(|a: &Entry, b: &Entry| a.path.as_bytes().cmp(b.path.as_bytes()));
+        Ok(Manifest {
+            root: meta_of(&rmd),
+            entries,
+        })
+    }
+
+    fn walk(
+        &mut self,
+        dir: &Path,
+        rel: &str,
+        out: &mut Vec<Entry>,
+        seen: &mut HashMap<String, ()>,
+        racy_after: SystemTime,
+    ) -> Result<(), TreeError> {
+        let rd = fs::read_dir(dir).map_err(|e| TreeError::io("read directory", dir, e))?;
+        for item in rd {
+            let item = item.map_err(|e| TreeError::io("read directory", dir, e))?;
+            let fname = item.file_name();
+            let Some(name) = fname.to_str() else {
+                log::warn!("skipping non-UTF-8 name {:?} in {}", fname, dir.display());
+                continue;
+            };
+            let rel_path = if rel.is_empty() {
+                name.to_string()
+            } else {
+                format!("{rel}/{name}")
+            };
+            if self.excludes.is_excluded(&rel_path, name) {
+                continue;
+            }
+            let full = item.path();
+            let md = match fs::symlink_metadata(&full) {
+                Ok(md) => md,
+                // Deleted between readdir and stat: it is simply not part of this snapshot.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(TreeError::io("stat", &full, e)),
+            };
+            let ft = md.file_type();
+            let meta = meta_of(&md);
+            let kind = if ft.is_dir() {
+                EntryKind::Dir
+            } else if ft.is_file() {
+                let key = CacheKey {
+                    size: md.size(),
+                    mtime: (md.mtime(), md.mtime_nsec()),
+                    ino: md.ino(),
+                    dev: md.dev(),
+                    ctime: (md.ctime(), md.ctime_nsec()),
+                };
+                let hash = match self.cache.get(&rel_path) {
+                    Some((k, h)) if *k == key => *h,
+                    _ => {
+                        let h = match hash_file(&full) {
+                            Ok(h) => h,
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                            Err(e) => return Err(TreeError::io("read", &full, e)),
+                        };
+                        self.stats.1 += 1;
+                        let ctime = SystemTime::UNIX_EPOCH
+                            .checked_add(Duration::new(
+                                key.ctime.0.max(0) as u64,
+                                key.ctime.1.clamp(0, 999_999_999) as u32,
+                            ))
+                            .unwrap_or(SystemTime::UNIX_EPOCH);
+                        if ctime < racy_after {
+                            self.cache.insert(rel_path.clone(), (key, h));
+                        } else {
+                            self.cache.remove(&rel_path);
+                        }
+                        h
+                    }
+                };
+                EntryKind::File {
+                    size: md.size(),
+                    hash,
+                }
+            } else if ft.is_symlink() {
+                let target = match fs::read_link(&full) {
+                    Ok(t) => t,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(TreeError::io("read link", &full, e)),
+                };
+                let Some(target) = target.to_str().map(str::to_string) else {
+                    log::warn!("skipping symlink {} with non-UTF-8 target", full.display());
+                    continue;
+                };
+                if !symlink_target_stays_inside(&rel_path, &target) {
+                    log::warn!(
+                        "skipping symlink {} -> {}: it leaves the tree",
+                        full.display(),
+                        target
+                    );
+                    continue;
+                }
+                EntryKind::Symlink { target }
+            } else {
+                log::warn!(
+                    "skipping {}: device files, fifos and sockets are not synced",
+                    full.display()
+                );
+                continue;
+            };
+            seen.insert(rel_path.clone(), ());
+            let is_dir = matches!(kind, EntryKind::Dir);
+            out.push(Entry {
+                path: rel_path.clone(),
+                kind,
+                meta,
+            });
+            if is_dir {
+                self.walk(&full, &rel_path, out, seen, racy_after)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The replicated metadata of a `lstat` result.
+pub fn meta_of(md: &fs::Metadata) -> Meta {
+    Meta {
+        mode: md.mode() & 0o7777,
+        mtime: md.mtime(),
+        mtime_nsec: md.mtime_nsec().clamp(0, 999_999_999) as u32,
+        uid: md.uid(),
+        gid: md.gid(),
+    }
+}
+
+/// BLAKE3 of a file's content, read in 256 KiB pieces.
+pub fn hash_file(path: &Path) -> std::io::Result<[u8; 32]> {
+    let f = fs::File::open(path)?;
+    hash_reader(f)
+}
+
+/// BLAKE3 of everything a reader yields.
+pub fn hash_reader(mut r: impl std::io::Read) -> std::io::Result<[u8; 32]> {
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(buf.get(..n).unwrap_or_default());
+    }
+    Ok(*h.finalize().as_bytes())
+}
