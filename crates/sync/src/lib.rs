@@ -5,4 +5,5 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod delta;
 pub mod tree;
