@@ -7,3 +7,4 @@
 pub mod codec;
 pub mod delta;
 pub mod tree;
+pub mod transfer;

@@ -1,0 +1,746 @@
+//! The pulling side: one round brings a [`GenStore`] to the server's generation.
+//!
+//! The round: connect, authenticate ([`super::auth`]), say which generation we hold. "Unchanged"
+//! ends it (a few hundred bytes). Otherwise the manifest difference arrives, is applied to our
+//! stored manifest, validated ([`Manifest::validate`]: safe paths, parents are directories,
+//! symlinks stay inside, sizes bounded) and must hash to the announced generation id. Then the
+//! new generation is staged (see [`crate::tree::store`]):
+//!
+//! * unchanged files are hard-linked; files whose content we already hold under another path or
+//!   with other metadata (renames, `chmod`, `touch`) are copied locally, nothing on the wire;
+//! * other files are fetched in batches: for a file that grew we offer our old version as a
+//!   prefix (appended voice files then cost only the appended bytes); for other changed files we
+//!   send a [`Signature`] and receive a delta; data left in `.partial/` by an interrupted round is
+//!   offered as a prefix, so a large file is not started from scratch;
+//! * every received file is checked against the manifest's BLAKE3 hash and size (a peer cannot
+//!   make us write more than the manifest said);
+//! * then the generation is committed atomically and the server told.
+//!
+//! Any error leaves the current generation untouched; the staging directory is removed and the
+//! file being received stays in `.partial/` for the next round.
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::auth::{client_handshake, variant_name, Identity, Key};
+use super::frame::{FrameReader, FrameWriter};
+use super::msg::{Encoding, FetchItem, Msg};
+use super::TransferError;
+use crate::delta::{apply, Signature, SignatureOptions};
+use crate::tree::manifest::{Entry, EntryKind, GenId, Limits, Manifest, ManifestDelta};
+use crate::tree::scan::hash_reader;
+use crate::tree::store::{copy_prefix, GenStore, Staging};
+
+/// Most items in one fetch.
+const BATCH_ITEMS: usize = 1024;
+/// Signature bytes per fetch before it is sent.
+const BATCH_SIG_BYTES: usize = 2 << 20;
+/// Largest signature attached to one item.
+const MAX_SIG_BYTES: usize = 1 << 20;
+/// Old versions up to this size get a signature even when the file grew.
+const SIG_ON_GROWTH_LIMIT: u64 = 1 << 20;
+
+/// Settings of a puller.
+#[derive(Clone, Debug)]
+pub struct PullConfig {
+    /// The server, `host:port`.
+    pub server: String,
+    /// The sync set to pull.
+    pub set: String,
+    /// Pre-shared key.
+    pub key: Key,
+    /// Who we are.
+    pub identity: Identity,
+    /// Bounds on what the server may announce.
+    pub limits: Limits,
+    /// Connect, read and write timeout.
+    pub io_timeout: Duration,
+    /// Ask for deltas of changed files (else they come whole).
+    pub use_delta: bool,
+}
+
+/// What one round did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoundReport {
+    /// The generation now current.
+    pub generation: Option<GenId>,
+    /// Whether the round switched to a new generation.
+    pub changed: bool,
+    /// Files received over the wire.
+    pub files_fetched: u64,
+    /// Files copied locally (renames, metadata changes).
+    pub files_copied: u64,
+    /// Files hard-linked from the previous generation.
+    pub files_linked: u64,
+    /// Entries present before and gone now.
+    pub entries_deleted: u64,
+    /// Entries new or changed in the manifest.
+    pub entries_changed: u64,
+    /// Bytes we sent (frames, including handshake).
+    pub bytes_sent: u64,
+    /// Bytes we received.
+    pub bytes_received: u64,
+    /// Wall time of the round.
+    pub duration: Duration,
+}
+
+impl std::fmt::Display for RoundReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let gen = self
+            .generation
+            .map_or_else(|| "none".to_string(), |g| g.to_string());
+        if self.changed {
+            write!(
+                f,
+                "generation {gen}: {} changed, {} deleted, {} fetched, {} copied, {} linked; \
+                 {} B sent, {} B received in {:.3} s",
+                self.entries_changed,
+                self.entries_deleted,
+                self.files_fetched,
+                self.files_copied,
+                self.files_linked,
+                self.bytes_sent,
+                self.bytes_received,
+                self.duration.as_secs_f64()
+            )
+        } else {
+            write!(
+                f,
+                "generation {gen}: unchanged; {} B sent, {} B received in {:.3} s",
+                self.bytes_sent,
+                self.bytes_received,
+                self.duration.as_secs_f64()
+            )
+        }
+    }
+}
+
+/// Progress of a round: (bytes of file data received, bytes expected at most).
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+
+/// Connects to the configured server (trying each resolved address).
+pub fn connect(cfg: &PullConfig) -> Result<TcpStream, TransferError> {
+    let addrs = cfg
+        .server
+        .to_socket_addrs()
+        .map_err(|e| TransferError::io(format!("resolving {}", cfg.server), e))?;
+    let mut last = None;
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, cfg.io_timeout) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(TransferError::io(
+        format!("connecting to {}", cfg.server),
+        last.unwrap_or_else(|| std::io::ErrorKind::NotFound.into()),
+    ))
+}
+
+/// One pull round into `store` (see the module documentation).
+pub fn pull_once(store: &GenStore, cfg: &PullConfig) -> Result<RoundReport, TransferError> {
+    pull_once_with_progress(store, cfg, &mut |_, _| {})
+}
+
+/// [`pull_once`] reporting progress of file data received.
+pub fn pull_once_with_progress(
+    store: &GenStore,
+    cfg: &PullConfig,
+    progress: Progress<'_>,
+) -> Result<RoundReport, TransferError> {
+    let start = Instant::now();
+    let stream = connect(cfg)?;
+    let t = Some(cfg.io_timeout);
+    stream
+        .set_read_timeout(t)
+        .and_then(|()| stream.set_write_timeout(t))
+        .and_then(|()| stream.set_nodelay(true))
+        .map_err(|e| TransferError::io("configuring socket", e))?;
+    let rs = stream
+        .try_clone()
+        .map_err(|e| TransferError::io("cloning socket", e))?;
+    let mut r = FrameReader::new(rs);
+    let mut w = FrameWriter::new(stream);
+    let mut report = RoundReport::default();
+    let res = round(store, cfg, &mut r, &mut w, &mut report, progress);
+    report.bytes_sent = w.bytes();
+    report.bytes_received = r.bytes();
+    report.duration = start.elapsed();
+    res.map(|()| report)
+}
+
+fn round(
+    store: &GenStore,
+    cfg: &PullConfig,
+    r: &mut FrameReader<TcpStream>,
+    w: &mut FrameWriter<TcpStream>,
+    report: &mut RoundReport,
+    progress: Progress<'_>,
+) -> Result<(), TransferError> {
+    client_handshake(r, w, &cfg.key, &cfg.identity)?;
+    let current = match store.current() {
+        Ok(c) => c,
+        Err(e) => {
+            log::warn!("ignoring the current generation ({e}); pulling everything");
+            None
+        }
+    };
+    let have = current.as_ref().map(|c| c.0);
+    w.write(&Msg::Pull {
+        set: cfg.set.clone(),
+        have,
+    })?;
+    w.flush()?;
+    let (gen, base, root, n_up, n_del) = match r.read()? {
+        Msg::Unchanged { gen } => {
+            if Some(gen) != have {
+                return Err(TransferError::Protocol(
+                    "Unchanged for a generation we do not hold".into(),
+                ));
+            }
+            report.generation = Some(gen);
+            w.write(&Msg::Done { gen })?;
+            w.flush()?;
+            return Ok(());
+        }
+        Msg::ManifestBegin {
+            gen,
+            base,
+            root,
+            upserts,
+            deletions,
+        } => (gen, base, root, upserts, deletions),
+        Msg::Error { message } => return Err(TransferError::Remote(message)),
+        other => {
+            return Err(TransferError::Protocol(format!(
+                "expected Unchanged or ManifestBegin, got {}",
+                variant_name(&other)
+            )))
+        }
+    };
+    let max = cfg.limits.max_entries as u64;
+    if n_up > max || n_del > max {
+        return Err(TransferError::Protocol(format!(
+            "manifest difference of {n_up} + {n_del} entries exceeds the limit {max}"
+        )));
+    }
+    let old = match (&base, &current) {
+        (None, _) => None,
+        (Some(b), Some((h, m))) if b == h => Some(m),
+        (Some(_), _) => {
+            return Err(TransferError::Protocol(
+                "manifest difference against a generation we do not hold".into(),
+            ))
+        }
+    };
+    let mut delta = ManifestDelta {
+        root,
+        ..Default::default()
+    };
+    while (delta.upserts.len() as u64) < n_up || (delta.deletions.len() as u64) < n_del {
+        match r.read()? {
+            Msg::ManifestPart { upserts, deletions } => {
+                delta.upserts.extend(upserts);
+                delta.deletions.extend(deletions);
+                if delta.upserts.len() as u64 > n_up || delta.deletions.len() as u64 > n_del {
+                    return Err(TransferError::Protocol(
+                        "more manifest entries than announced".into(),
+                    ));
+                }
+            }
+            Msg::Error { message } => return Err(TransferError::Remote(message)),
+            other => {
+                return Err(TransferError::Protocol(format!(
+                    "expected ManifestPart, got {}",
+                    variant_name(&other)
+                )))
+            }
+        }
+    }
+    report.entries_changed = delta.upserts.len() as u64;
+    let new = match old {
+        Some(o) => o.apply_delta(delta)?,
+        None => {
+            if !delta.deletions.is_empty() {
+                return Err(TransferError::Protocol(
+                    "deletions in a whole manifest".into(),
+                ));
+            }
+            Manifest {
+                root: delta.root,
+                entries: delta.upserts,
+            }
+        }
+    };
+    new.validate(&cfg.limits)?;
+    if new.id() != gen {
+        return Err(TransferError::Integrity {
+            path: "(manifest)".into(),
+            reason: "does not hash to the announced generation id".into(),
+        });
+    }
+    let empty = Manifest::default();
+    let old_m = current.as_ref().map_or(&empty, |c| &c.1);
+    report.entries_deleted = old_m
+        .entries
+        .iter()
+        .filter(|e| new.get(&e.path).is_none())
+        .count() as u64;
+    if old.is_none() {
+        report.entries_changed = new.delta_from(old_m).upserts.len() as u64;
+    }
+    report.generation = Some(gen);
+    report.changed = true;
+    if store.has_complete(&gen) {
+        store.switch_to(&gen)?;
+    } else {
+        let old_dir = have.map(|h| store.gen_dir(&h));
+        stage_and_commit(store, cfg, r, w, gen, new, old_m, old_dir, report, progress)?;
+    }
+    w.write(&Msg::Done { gen })?;
+    w.flush()?;
+    if let Err(e) = store.clear_partials() {
+        log::warn!("{e}");
+    }
+    Ok(())
+}
+
+/// Where a fetched file's known prefix comes from.
+enum Basis {
+    None,
+    Partial(Box<blake3::Hasher>),
+    Old(PathBuf),
+}
+
+struct Pending<'m> {
+    entry: &'m Entry,
+    item: FetchItem,
+    basis: Basis,
+    old_path: Option<PathBuf>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stage_and_commit(
+    store: &GenStore,
+    cfg: &PullConfig,
+    r: &mut FrameReader<TcpStream>,
+    w: &mut FrameWriter<TcpStream>,
+    gen: GenId,
+    new: Manifest,
+    old: &Manifest,
+    old_dir: Option<PathBuf>,
+    report: &mut RoundReport,
+    progress: Progress<'_>,
+) -> Result<(), TransferError> {
+    let staging = store.stage(gen, new.clone())?;
+    staging.create_dirs()?;
+    let by_hash = old.files_by_hash();
+    let mut fetch = Vec::new();
+    let mut expected = 0u64;
+    for e in &new.entries {
+        match &e.kind {
+            EntryKind::Dir => {}
+            EntryKind::Symlink { .. } => staging.symlink(e)?,
+            EntryKind::File { size, hash } => {
+                let od = old_dir.as_ref();
+                if let (Some(o), Some(od)) = (old.get(&e.path), od) {
+                    if o == e {
+                        staging.link_from(e, &od.join(&e.path))?;
+                        report.files_linked += 1;
+                        continue;
+                    }
+                }
+                if let (Some(o), Some(od)) = (by_hash.get(hash), od) {
+                    let src = od.join(&o.path);
+                    if o.meta == e.meta {
+                        staging.link_from(e, &src)?;
+                        report.files_linked += 1;
+                    } else {
+                        staging.copy_from(e, &src)?;
+                        report.files_copied += 1;
+                    }
+                    continue;
+                }
+                expected += size;
+                fetch.push(e);
+            }
+        }
+    }
+    let mut done = 0u64;
+    let mut batch: Vec<Pending> = Vec::new();
+    let mut sig_bytes = 0usize;
+    for e in fetch {
+        let p = plan_fetch(store, cfg, e, old, old_dir.as_ref())?;
+        sig_bytes += p.item.signature.len();
+        batch.push(p);
+        if batch.len() >= BATCH_ITEMS || sig_bytes >= BATCH_SIG_BYTES {
+            run_batch(store, &staging, r, w, std::mem::take(&mut batch), report)?;
+            sig_bytes = 0;
+            done = report_progress(report, expected, done, progress);
+        }
+    }
+    if !batch.is_empty() {
+        run_batch(store, &staging, r, w, batch, report)?;
+        report_progress(report, expected, done, progress);
+    }
+    staging.commit()?;
+    Ok(())
+}
+
+fn report_progress(report: &RoundReport, expected: u64, _done: u64, p: Progress<'_>) -> u64 {
+    let now = report.bytes_received;
+    p(now, expected);
+    now
+}
+
+fn plan_fetch<'m>(
+    store: &GenStore,
+    cfg: &PullConfig,
+    e: &'m Entry,
+    old: &Manifest,
+    old_dir: Option<&PathBuf>,
+) -> Result<Pending<'m>, TransferError> {
+    let size = e.file().map_or(0, |f| f.0);
+    let mut item = FetchItem {
+        path: e.path.clone(),
+        prefix: None,
+        signature: Vec::new(),
+    };
+    let mut basis = Basis::None;
+    let old_file = old.get(&e.path).and_then(|o| o.file());
+    let old_path = match (old_file, old_dir) {
+        (Some(_), Some(d)) => Some(d.join(&e.path)),
+        _ => None,
+    };
+    let partial = store.partial_path(&e.path);
+    if let Ok(md) = std::fs::metadata(&partial) {
+        if md.len() > 0 && md.len() <= size {
+            let mut h = blake3::Hasher::new();
+            if let Ok(f) = File::open(&partial) {
+                let mut hr = HashWriter { hasher: &mut h };
+                if std::io::copy(&mut f.take(md.len()), &mut hr).is_ok() {
+                    item.prefix = Some((md.len(), *h.finalize().as_bytes()));
+                    basis = Basis::Partial(Box::new(h));
+                }
+            }
+        }
+    }
+    if let (Some((osize, ohash)), Some(op)) = (old_file, &old_path) {
+        if item.prefix.is_none() && osize > 0 && osize < size {
+            item.prefix = Some((osize, ohash));
+            basis = Basis::Old(op.clone());
+        }
+        let want_sig = osize > 0 && (osize >= size || osize <= SIG_ON_GROWTH_LIMIT);
+        if cfg.use_delta && want_sig {
+            let f = File::open(op)
+                .map_err(|e| TransferError::io(format!("open {}", op.display()), e))?;
+            let sig = Signature::calculate_from(
+                std::io::BufReader::with_capacity(256 << 10, f),
+                SignatureOptions {
+                    block_size: Some(crate::delta::block_size_for(osize)),
+                    ..SignatureOptions::default()
+                },
+            )?
+            .serialize();
+            if sig.len() <= MAX_SIG_BYTES {
+                item.signature = sig;
+            }
+        }
+    }
+    Ok(Pending {
+        entry: e,
+        item,
+        basis,
+        old_path,
+    })
+}
+
+struct HashWriter<'a> {
+    hasher: &'a mut blake3::Hasher,
+}
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.hasher.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn run_batch(
+    store: &GenStore,
+    staging: &Staging<'_>,
+    r: &mut FrameReader<TcpStream>,
+    w: &mut FrameWriter<TcpStream>,
+    batch: Vec<Pending<'_>>,
+    report: &mut RoundReport,
+) -> Result<(), TransferError> {
+    let items: Vec<FetchItem> = batch.iter().map(|p| p.item.clone()).collect();
+    w.write(&Msg::Fetch { items })?;
+    w.flush()?;
+    for (i, p) in batch.into_iter().enumerate() {
+        receive_file(store, staging, r, i as u32, p)?;
+        report.files_fetched += 1;
+    }
+    match r.read()? {
+        Msg::BatchEnd => Ok(()),
+        Msg::Error { message } => Err(TransferError::Remote(message)),
+        other => Err(TransferError::Protocol(format!(
+            "expected BatchEnd, got {}",
+            variant_name(&other)
+        ))),
+    }
+}
+
+/// Writes through to a file and a hasher, refusing to go past `limit` bytes.
+struct Sink<'a> {
+    out: BufWriter<&'a File>,
+    hasher: blake3::Hasher,
+    written: u64,
+    limit: u64,
+}
+
+impl Write for Sink<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.written + buf.len() as u64 > self.limit {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "more data than the manifest's size",
+            ));
+        }
+        self.out.write_all(buf)?;
+        self.hasher.update(buf);
+        self.written += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Reads `Data` frames as a byte stream until `FileEnd`.
+struct DataReader<'a> {
+    r: &'a mut FrameReader<TcpStream>,
+    buf: Vec<u8>,
+    pos: usize,
+    end: Option<[u8; 32]>,
+}
+
+impl DataReader<'_> {
+    fn next_frame(&mut self) -> Result<bool, TransferError> {
+        if self.end.is_some() {
+            return Ok(false);
+        }
+        match self.r.read()? {
+            Msg::Data { bytes } => {
+                self.buf = bytes;
+                self.pos = 0;
+                Ok(true)
+            }
+            Msg::FileEnd { hash } => {
+                self.end = Some(hash);
+                Ok(false)
+            }
+            Msg::Error { message } => Err(TransferError::Remote(message)),
+            other => Err(TransferError::Protocol(format!(
+                "expected Data or FileEnd, got {}",
+                variant_name(&other)
+            ))),
+        }
+    }
+
+    /// Reads up to `FileEnd`; data left over is a protocol error.
+    fn finish(&mut self) -> Result<[u8; 32], TransferError> {
+        loop {
+            if self.pos < self.buf.len() {
+                return Err(TransferError::Protocol(
+                    "data after the end of a delta".into(),
+                ));
+            }
+            if !self.next_frame()? {
+                break;
+            }
+        }
+        self.end
+            .ok_or(TransferError::Protocol("missing FileEnd".into()))
+    }
+}
+
+impl Read for DataReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos >= self.buf.len() {
+            if !self.next_frame().map_err(std::io::Error::other)? {
+                return Ok(0);
+            }
+        }
+        let src = self.buf.get(self.pos..).unwrap_or_default();
+        let n = src.len().min(out.len());
+        out.get_mut(..n)
+            .unwrap_or_default()
+            .copy_from_slice(src.get(..n).unwrap_or_default());
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+fn receive_file(
+    store: &GenStore,
+    staging: &Staging<'_>,
+    r: &mut FrameReader<TcpStream>,
+    index: u32,
+    p: Pending<'_>,
+) -> Result<(), TransferError> {
+    let path = &p.entry.path;
+    let Some((size, want)) = p.entry.file() else {
+        return Err(TransferError::Protocol(format!("{path} is not a file")));
+    };
+    let encoding = match r.read()? {
+        Msg::FileBegin { index: i, encoding } if i == index => encoding,
+        Msg::FileGone { index: i, reason } if i == index => {
+            return Err(TransferError::SourceChanged(format!("{path} ({reason})")))
+        }
+        Msg::Error { message } => return Err(TransferError::Remote(message)),
+        other => {
+            return Err(TransferError::Protocol(format!(
+                "expected FileBegin {index}, got {}",
+                variant_name(&other)
+            )))
+        }
+    };
+    let partial = store.partial_path(path);
+    let io =
+        |op: &str, e: std::io::Error| TransferError::io(format!("{op} {}", partial.display()), e);
+    let integrity = |reason: String| TransferError::Integrity {
+        path: path.clone(),
+        reason,
+    };
+    let (file, ours, server_hash) = match encoding {
+        Encoding::Literal { offset } => {
+            if offset != 0 && Some(offset) != p.item.prefix.map(|x| x.0) {
+                return Err(TransferError::Protocol(format!(
+                    "{path}: server resumes at {offset}, we offered another prefix"
+                )));
+            }
+            let (file, hasher) = match (&p.basis, offset) {
+                (Basis::Partial(h), o) if o > 0 => {
+                    let mut f = OpenOptions::new()
+                        .write(true)
+                        .open(&partial)
+                        .map_err(|e| io("open", e))?;
+                    f.set_len(o).map_err(|e| io("truncate", e))?;
+                    f.seek(SeekFrom::Start(o)).map_err(|e| io("seek", e))?;
+                    (f, (**h).clone())
+                }
+                (Basis::Old(src), o) if o > 0 => {
+                    let mut f = File::create(&partial).map_err(|e| io("create", e))?;
+                    let mut h = blake3::Hasher::new();
+                    copy_prefix(src, o, &mut f, &mut h)
+                        .map_err(|e| io("copy old version to", e))?;
+                    (f, h)
+                }
+                (_, 0) => (
+                    File::create(&partial).map_err(|e| io("create", e))?,
+                    blake3::Hasher::new(),
+                ),
+                _ => {
+                    return Err(TransferError::Protocol(format!(
+                        "{path}: resume offset without a basis"
+                    )))
+                }
+            };
+            let mut sink = Sink {
+                out: BufWriter::with_capacity(256 << 10, &file),
+                hasher,
+                written: offset,
+                limit: size,
+            };
+            let mut data = DataReader {
+                r,
+                buf: Vec::new(),
+                pos: 0,
+                end: None,
+            };
+            while data.next_frame()? {
+                let chunk = std::mem::take(&mut data.buf);
+                sink.write_all(&chunk).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::InvalidData {
+                        integrity(format!("more than the manifest's {size} bytes"))
+                    } else {
+                        io("write", e)
+                    }
+                })?;
+            }
+            let server_hash = data.finish()?;
+            sink.flush().map_err(|e| io("write", e))?;
+            if sink.written != size {
+                return Err(check_source(server_hash, want, path).unwrap_or_else(|| {
+                    integrity(format!("{} bytes, manifest says {size}", sink.written))
+                }));
+            }
+            let ours = *sink.hasher.finalize().as_bytes();
+            drop(sink);
+            (file, ours, server_hash)
+        }
+        Encoding::Delta => {
+            let Some(old) = &p.old_path else {
+                return Err(TransferError::Protocol(format!(
+                    "{path}: delta without an old version"
+                )));
+            };
+            let base = File::open(old)
+                .map_err(|e| TransferError::io(format!("open {}", old.display()), e))?;
+            let file = File::create(&partial).map_err(|e| io("create", e))?;
+            let mut sink = Sink {
+                out: BufWriter::with_capacity(256 << 10, &file),
+                hasher: blake3::Hasher::new(),
+                written: 0,
+                limit: size,
+            };
+            let mut data = DataReader {
+                r,
+                buf: Vec::new(),
+                pos: 0,
+                end: None,
+            };
+            let applied = apply(base, &mut data, &mut sink);
+            if let Err(e) = applied {
+                // The server's own hash tells a changed source from corrupt data.
+                return Err(TransferError::Delta(e));
+            }
+            let server_hash = data.finish()?;
+            sink.flush().map_err(|e| io("write", e))?;
+            if sink.written != size {
+                return Err(check_source(server_hash, want, path).unwrap_or_else(|| {
+                    integrity(format!("{} bytes, manifest says {size}", sink.written))
+                }));
+            }
+            let ours = *sink.hasher.finalize().as_bytes();
+            drop(sink);
+            (file, ours, server_hash)
+        }
+    };
+    if let Some(e) = check_source(server_hash, want, path) {
+        return Err(e);
+    }
+    if ours != want {
+        return Err(integrity(
+            "content does not match the manifest's hash".into(),
+        ));
+    }
+    staging.install(p.entry, &file, &partial)?;
+    Ok(())
+}
+
+/// The server read something other than what its manifest announced: the file changed there.
+fn check_source(server: [u8; 32], want: [u8; 32], path: &str) -> Option<TransferError> {
+    (server != want).then(|| TransferError::SourceChanged(path.to_string()))
+}
+
+/// BLAKE3 of a whole file (used by tests and tools to compare trees).
+pub fn file_hash(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
+    hash_reader(File::open(path)?)
+}
