@@ -10,6 +10,22 @@
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+pub mod checksum;
+mod display;
+mod error;
+mod ip;
+mod packet;
+mod receive;
+mod repr;
+
+pub use error::Error;
+pub use ip::parse_ip_packet;
+pub use packet::{
+    Packet, AUTH_DATA_LEN, AUTH_TYPE_NONE, AUTH_TYPE_SIMPLE, HEADER_LEN, MAX_ADVER_INT_MASK,
+    TYPE_ADVERTISEMENT,
+};
+pub use receive::{validate, IpMeta, Received};
+
 /// IP protocol number of VRRP (RFC 3768 section 5.2.4, RFC 5798 section 5.1.1.3).
 pub const PROTOCOL: u8 = 112;
 /// The TTL / hop limit every advertisement is sent with and must arrive with

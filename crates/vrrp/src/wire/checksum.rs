@@ -1,0 +1,167 @@
+//! The Internet checksum (RFC 1071) and the pseudo-headers VRRPv3 folds into it
+//! (RFC 5798 / RFC 9568 section 5.2.8).
+//!
+//! Sums are kept unfolded in a `u64` while bytes are added, eight or sixteen at a time: the
+//! one's complement sum is associative and commutative (RFC 1071 section 2), so 32-bit halves of
+//! big-endian 64-bit words can be added and folded to 16 bits once, at the end.
+
+use core::net::{Ipv4Addr, Ipv6Addr};
+
+use super::PROTOCOL;
+
+/// Adds `data`, read as big-endian 16-bit words (an odd last byte padded with zero, RFC 1071
+/// section 4.1), to the unfolded sum `acc`.
+///
+/// `acc` cannot overflow for any slice that fits in memory: each 16-byte step adds at most
+/// 4 * (2^32 - 1).
+#[inline]
+pub(crate) fn add(mut acc: u64, data: &[u8]) -> u64 {
+    let (blocks, rest) = data.as_chunks::<16>();
+    let mut acc2 = 0u64;
+    for block in blocks {
+        // Four 32-bit lanes of one big-endian 128-bit load, split over two accumulators.
+        let x = u128::from_be_bytes(*block);
+        acc += u64::from((x >> 96) as u32) + u64::from((x >> 64) as u32);
+        acc2 += u64::from((x >> 32) as u32) + u64::from(x as u32);
+    }
+    acc += acc2;
+    let (words, rest) = rest.as_chunks::<4>();
+    for word in words {
+        acc += u64::from(u32::from_be_bytes(*word));
+    }
+    let (pairs, rest) = rest.as_chunks::<2>();
+    for pair in pairs {
+        acc += u64::from(u16::from_be_bytes(*pair));
+    }
+    if let Some(&last) = rest.first() {
+        acc += u64::from(last) << 8;
+    }
+    acc
+}
+
+/// Folds an unfolded sum to 16 bits with end-around carry (RFC 1071 section 4.1).
+#[inline]
+pub(crate) fn fold(mut sum: u64) -> u16 {
+    sum = (sum & 0xffff_ffff) + (sum >> 32);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    // Four folds bring any u64 below 2^16.
+    sum as u16
+}
+
+/// The one's complement sum of `data` (not complemented), as in smoltcp's `checksum::data`.
+#[inline]
+pub fn data(data: &[u8]) -> u16 {
+    fold(add(0, data))
+}
+
+/// The one's complement sum of several partial sums (not complemented).
+#[inline]
+pub fn combine(sums: &[u16]) -> u16 {
+    fold(sums.iter().map(|&s| u64::from(s)).sum())
+}
+
+/// Sum of the IPv4 pseudo-header used by VRRPv3 over IPv4 (RFC 5798 section 5.2.8): source,
+/// destination, a zero byte, protocol 112 and the VRRP message length.
+#[inline]
+pub fn pseudo_header_v4(src: &Ipv4Addr, dst: &Ipv4Addr, length: u16) -> u16 {
+    let s = u64::from(src.to_bits());
+    let d = u64::from(dst.to_bits());
+    fold(s + d + u64::from(PROTOCOL) + u64::from(length))
+}
+
+/// Sum of the IPv6 pseudo-header (RFC 8200 section 8.1, formerly RFC 2460 section 8.1, used by
+/// RFC 5798 section 5.2.8): source, destination, the 32-bit upper-layer length, three zero
+/// bytes and next header 112.
+#[inline]
+pub fn pseudo_header_v6(src: &Ipv6Addr, dst: &Ipv6Addr, length: u32) -> u16 {
+    let acc = add(0, &src.octets());
+    let acc = add(acc, &dst.octets());
+    fold(acc + u64::from(length >> 16) + u64::from(length & 0xffff) + u64::from(PROTOCOL))
+}
+
+/// True when a one's complement sum taken over a message *including* its checksum field (and
+/// any pseudo-header) verifies, i.e. is all ones (RFC 1071 section 1, step 3).
+///
+/// As in RFC 1071, a field of 0xffff stands for the same value as 0x0000 (both are zero in one's
+/// complement), so either verifies when the other is the computed checksum.
+#[inline]
+pub fn verifies(sum: u16) -> bool {
+    sum == 0xffff
+}
+
+/// The checksum to store in a field, from the sum over the message with that field zero
+/// (RFC 1071 section 1, step 2: the one's complement of the sum).
+#[inline]
+pub fn finish(sum: u16) -> u16 {
+    !sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slow textbook version: 16-bit words, end-around carry after every addition.
+    fn reference(data: &[u8]) -> u16 {
+        let mut sum: u32 = 0;
+        for chunk in data.chunks(2) {
+            let word = u32::from(chunk[0]) << 8 | u32::from(chunk.get(1).copied().unwrap_or(0));
+            sum += word;
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum as u16
+    }
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 section 3: the bytes 00 01 f2 03 f4 f5 f6 f7 sum to ddf2.
+        assert_eq!(
+            data(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            0xddf2
+        );
+    }
+
+    #[test]
+    fn matches_reference_for_every_length_and_alignment() {
+        let bytes: Vec<u8> = (0..300u32)
+            .map(|i| (i.wrapping_mul(167) ^ (i >> 3)) as u8)
+            .collect();
+        for start in 0..17 {
+            for end in start..bytes.len() {
+                let slice = &bytes[start..end];
+                assert_eq!(data(slice), reference(slice), "bytes {start}..{end}");
+            }
+        }
+        let ones = [0xffu8; 4096];
+        assert_eq!(data(&ones), reference(&ones));
+    }
+
+    #[test]
+    fn pseudo_headers_equal_their_byte_forms() {
+        let s4 = Ipv4Addr::new(20, 0, 0, 3);
+        let d4 = Ipv4Addr::new(224, 0, 0, 18);
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&s4.octets());
+        bytes.extend_from_slice(&d4.octets());
+        bytes.extend_from_slice(&[0, PROTOCOL, 0, 16]);
+        assert_eq!(pseudo_header_v4(&s4, &d4, 16), reference(&bytes));
+
+        let s6: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let d6: Ipv6Addr = "ff02::12".parse().unwrap();
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&s6.octets());
+        bytes.extend_from_slice(&d6.octets());
+        bytes.extend_from_slice(&0x0001_0028u32.to_be_bytes());
+        bytes.extend_from_slice(&[0, 0, 0, PROTOCOL]);
+        assert_eq!(pseudo_header_v6(&s6, &d6, 0x0001_0028), reference(&bytes));
+    }
+
+    #[test]
+    fn fold_handles_extremes() {
+        assert_eq!(fold(0), 0);
+        assert_eq!(fold(u64::MAX), 0xffff);
+        assert_eq!(fold(0x1_0000), 1);
+        assert_eq!(combine(&[0xffff, 0x0001]), 0x0001);
+    }
+}

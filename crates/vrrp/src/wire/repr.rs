@@ -1,0 +1,275 @@
+//! [`Advertisement`] as a representation: parse it from a [`Packet`], emit it into a buffer.
+
+use core::net::IpAddr;
+
+use bytes::BytesMut;
+
+use super::packet::{AUTH_TYPE_NONE, AUTH_TYPE_SIMPLE, HEADER_LEN, TYPE_ADVERTISEMENT};
+use super::{
+    Addresses, Advertisement, Auth, ChecksumForm, Error, Family, Packet, Version, AUTH_DATA_LEN,
+};
+
+/// The largest VRRPv3 interval: Max Adver Int is 12 bits (RFC 5798 section 5.2.7).
+const V3_MAX_INTERVAL_CS: u16 = 0x0fff;
+/// The largest VRRPv2 interval: Adver Int is one byte of seconds (RFC 3768 section 5.3.7).
+const V2_MAX_INTERVAL_CS: u16 = 255 * 100;
+
+/// Checks the parts of a message that decide how to read the rest: the header is there, the
+/// version is known and fits the family, and the length is exactly what the count implies
+/// (RFC 3768 section 7.1, RFC 5798 section 7.1).
+#[inline]
+pub(crate) fn check_structure(bytes: &[u8], family: Family) -> Result<Version, Error> {
+    let len = bytes.len();
+    if len < HEADER_LEN {
+        return Err(Error::Truncated { len });
+    }
+    let packet = Packet::new_unchecked(bytes);
+    let version = match packet.version() {
+        2 => Version::V2,
+        3 => Version::V3,
+        other => return Err(Error::UnknownVersion(other)),
+    };
+    if version == Version::V2 && family == Family::V6 {
+        return Err(Error::V2OverIpv6);
+    }
+    let expected = packet.message_len(family);
+    if len != expected {
+        return Err(Error::CountMismatch {
+            version,
+            family,
+            count: packet.count_ip_addrs(),
+            expected,
+            len,
+        });
+    }
+    Ok(version)
+}
+
+/// Reads the fields of a message that passed [`check_structure`].
+#[inline]
+pub(crate) fn parse_fields<'a>(
+    bytes: &'a [u8],
+    version: Version,
+    family: Family,
+) -> Result<Advertisement<'a>, Error> {
+    let packet = Packet::new_unchecked(bytes);
+    let msg_type = packet.msg_type();
+    if msg_type != TYPE_ADVERTISEMENT {
+        return Err(Error::UnknownType(msg_type));
+    }
+    let vrid = packet.vrid();
+    if vrid == 0 {
+        return Err(Error::ZeroVrid);
+    }
+    let (auth, interval_cs) = match version {
+        Version::V2 => {
+            let auth = match packet.auth_type() {
+                // Auth data is ignored on receive (RFC 3768 section 5.3.10).
+                AUTH_TYPE_NONE => Auth::None,
+                // The length check guarantees the trailer; the default is never taken.
+                AUTH_TYPE_SIMPLE => Auth::SimplePassword(packet.auth_data().unwrap_or_default()),
+                other => return Err(Error::UnsupportedAuthType(other)),
+            };
+            (auth, u16::from(packet.adver_int()) * 100)
+        }
+        Version::V3 => (Auth::None, packet.max_adver_int()),
+    };
+    let address_bytes = packet.addresses(family);
+    let addresses = match (version, family) {
+        (Version::V3, Family::V6) => Addresses::V6(address_bytes),
+        _ => Addresses::V4(address_bytes),
+    };
+    Ok(Advertisement {
+        version,
+        vrid,
+        priority: packet.priority(),
+        interval_cs,
+        auth,
+        addresses,
+    })
+}
+
+impl<'a> Advertisement<'a> {
+    /// Decodes a VRRP message carried over `family` (which decides the address width of
+    /// VRRPv3), checking version, type, VRID, auth type and that the buffer is exactly as long
+    /// as the count says.
+    ///
+    /// The checksum and the IP-level rules need the IP header: [`validate`](super::validate)
+    /// and [`parse_ip_packet`](super::parse_ip_packet) check those too. The reserved bits of a
+    /// v3 header and the auth data of a v2 message with auth type 0 are ignored
+    /// (RFC 5798 section 5.2.6, RFC 3768 section 5.3.10).
+    #[inline]
+    pub fn parse<T: AsRef<[u8]> + ?Sized>(
+        packet: &Packet<&'a T>,
+        family: Family,
+    ) -> Result<Advertisement<'a>, Error> {
+        Self::parse_bytes(packet.clone().into_inner().as_ref(), family)
+    }
+
+    /// [`parse`](Advertisement::parse) on a byte slice.
+    #[inline]
+    pub fn parse_bytes(bytes: &'a [u8], family: Family) -> Result<Advertisement<'a>, Error> {
+        let version = check_structure(bytes, family)?;
+        parse_fields(bytes, version, family)
+    }
+
+    /// The address family of the virtual addresses.
+    #[inline]
+    pub fn family(&self) -> Family {
+        self.addresses.family()
+    }
+
+    /// The form an advertisement is sent with unless configured otherwise: plain RFC 1071
+    /// for v2, with the pseudo-header for v3 (RFC 5798 section 5.2.8; what keepalived and
+    /// FRR send).
+    #[inline]
+    pub fn default_checksum_form(&self) -> ChecksumForm {
+        match self.version {
+            Version::V2 => ChecksumForm::V2,
+            Version::V3 => ChecksumForm::PseudoHeader,
+        }
+    }
+
+    /// The length of the message [`emit`](Advertisement::emit) writes.
+    #[inline]
+    pub fn buffer_len(&self) -> usize {
+        let trailer = match self.version {
+            Version::V2 => AUTH_DATA_LEN,
+            Version::V3 => 0,
+        };
+        HEADER_LEN + self.addresses.as_bytes().len() + trailer
+    }
+
+    /// Checks that the representation can be sent with `form`; returns the address count.
+    fn check_emittable(&self, form: ChecksumForm) -> Result<u8, Error> {
+        let family = self.family();
+        if self.vrid == 0 {
+            return Err(Error::ZeroVrid);
+        }
+        let form_ok = match self.version {
+            Version::V2 => {
+                if family == Family::V6 {
+                    return Err(Error::V2OverIpv6);
+                }
+                if !self.interval_cs.is_multiple_of(100) || self.interval_cs > V2_MAX_INTERVAL_CS {
+                    return Err(Error::V2IntervalNotRepresentable(self.interval_cs));
+                }
+                form == ChecksumForm::V2
+            }
+            Version::V3 => {
+                if self.interval_cs > V3_MAX_INTERVAL_CS {
+                    return Err(Error::V3IntervalTooLong(self.interval_cs));
+                }
+                if self.auth != Auth::None {
+                    return Err(Error::V3Authentication);
+                }
+                // RFC 5798 section 5.2.8: IPv6 always includes the pseudo-header.
+                matches!(
+                    (form, family),
+                    (ChecksumForm::PseudoHeader, _) | (ChecksumForm::Plain, Family::V4)
+                )
+            }
+        };
+        if !form_ok {
+            return Err(Error::ChecksumFormMismatch {
+                form,
+                version: self.version,
+                family,
+            });
+        }
+        let len = self.addresses.as_bytes().len();
+        let width = match family {
+            Family::V4 => 4,
+            Family::V6 => 16,
+        };
+        if !len.is_multiple_of(width) {
+            return Err(Error::PartialAddress { len, family });
+        }
+        u8::try_from(len / width).map_err(|_| Error::TooManyAddresses(len / width))
+    }
+
+    /// Writes the message into the start of `buf` and returns its length
+    /// ([`buffer_len`](Advertisement::buffer_len)). Reserved bits are zero, v2 auth data is
+    /// zero for [`Auth::None`], and the checksum is computed in `form` (`src` and `dst` are
+    /// the IP addresses the message will travel between; only the pseudo-header uses them).
+    ///
+    /// Fails without writing when the representation cannot be encoded (see [`Error`]) or the
+    /// buffer is too small. Never allocates.
+    pub fn emit(
+        &self,
+        buf: &mut [u8],
+        form: ChecksumForm,
+        src: IpAddr,
+        dst: IpAddr,
+    ) -> Result<usize, Error> {
+        let count = self.check_emittable(form)?;
+        let family = self.family();
+        if form == ChecksumForm::PseudoHeader {
+            let same = matches!(
+                (src, dst, family),
+                (IpAddr::V4(_), IpAddr::V4(_), Family::V4)
+                    | (IpAddr::V6(_), IpAddr::V6(_), Family::V6)
+            );
+            if !same {
+                return Err(Error::PseudoHeaderFamily { src, dst, family });
+            }
+        }
+        let need = self.buffer_len();
+        let have = buf.len();
+        let buf = buf
+            .get_mut(..need)
+            .ok_or(Error::BufferTooSmall { need, have })?;
+
+        let mut packet = Packet::new_unchecked(buf);
+        let version_number = match self.version {
+            Version::V2 => 2,
+            Version::V3 => 3,
+        };
+        packet.set_version_and_type(version_number, TYPE_ADVERTISEMENT);
+        packet.set_vrid(self.vrid);
+        packet.set_priority(self.priority);
+        packet.set_count_ip_addrs(count);
+        match self.version {
+            Version::V2 => {
+                let auth_type = match self.auth {
+                    Auth::None => AUTH_TYPE_NONE,
+                    Auth::SimplePassword(_) => AUTH_TYPE_SIMPLE,
+                };
+                packet.set_auth_type(auth_type);
+                // check_emittable bounds the interval to 0..=25500 in whole seconds.
+                packet.set_adver_int((self.interval_cs / 100) as u8);
+            }
+            Version::V3 => packet.set_max_adver_int(self.interval_cs),
+        }
+        packet.set_checksum(0);
+
+        let addresses = self.addresses.as_bytes();
+        let (address_field, trailer) = packet
+            .body_mut()
+            .split_at_mut_checked(addresses.len())
+            .ok_or(Error::BufferTooSmall { need, have })?;
+        address_field.copy_from_slice(addresses);
+        match self.auth {
+            Auth::SimplePassword(password) => trailer.copy_from_slice(&password),
+            // RFC 3768 section 5.3.10: SHOULD be zero on transmission. (v3: no trailer.)
+            Auth::None => trailer.fill(0),
+        }
+        packet.fill_checksum(form, &src, &dst)?;
+        Ok(need)
+    }
+
+    /// [`emit`](Advertisement::emit) into a freshly allocated [`BytesMut`] of exactly
+    /// [`buffer_len`](Advertisement::buffer_len) bytes.
+    pub fn to_bytes(
+        &self,
+        form: ChecksumForm,
+        src: IpAddr,
+        dst: IpAddr,
+    ) -> Result<BytesMut, Error> {
+        // Validate before allocating, so a bad representation costs nothing.
+        self.check_emittable(form)?;
+        let mut buf = BytesMut::zeroed(self.buffer_len());
+        self.emit(&mut buf, form, src, dst)?;
+        Ok(buf)
+    }
+}
