@@ -250,7 +250,7 @@ fn identical_file_is_one_copy() {
     let stats = diff_slice(&sig.index(), &base, &mut d).unwrap();
     assert_eq!(stats.literal, 0);
     assert_eq!(stats.copied, 100_000);
-    // magic 4 + version 1 + COPY(1 + 1 + 3) + END(1 + 3 + 16)
+    // magic and version 4 + COPY(1 + 1 + 4) + END(1 + 3 + 16)
     assert_eq!(d.len(), 30, "{d:02x?}");
 }
 

@@ -2,41 +2,51 @@
 //!
 //! # Layout (version 1)
 //! A header, then commands, each starting with one command byte, the last being `END`.
-//! Integers marked *varint* are unsigned LEB128 (7 bits per byte, low first, at most 10
-//! bytes); *zigzag* maps signed to unsigned (`0, -1, 1, -2 → 0, 1, 2, 3`) before LEB128.
+//! Fixed-width fields are little-endian; the command byte says how wide each is (`w` codes
+//! `0, 1, 2, 3` mean 1, 2, 4, 8 bytes), so every command is as short as librsync's for the same
+//! values, and in-order copies are shorter. *zigzag* maps signed to unsigned
+//! (`0, -1, 1, -2 → 0, 1, 2, 3`); *varint* is unsigned LEB128 (at most 10 bytes).
 //!
 //! | bytes | field | valid values |
 //! |---|---|---|
-//! | 4 | magic | `b"pbxD"` |
+//! | 3 | magic | `b"pbD"` |
 //! | 1 | version | `1` |
-//! | 1 | `COPY` = `0x01` | |
-//! | varint, zigzag | base offset minus the end of the previous copy (0 before the first) | result in `0..=base length` |
-//! | varint | length | `1..=2^62`, and `offset + length <= base length` |
-//! | 1 | `LITERAL` = `0x02` | |
-//! | varint | length `k` | `1..=`[`MAX_LITERAL_LEN`] (1 MiB) |
+//! | 1 | `COPY`: `0x10 | (wo << 2) | wl` | |
+//! | 1/2/4/8 (`wo`) | zigzag(base offset − end of the previous copy; 0 before the first) | result in `0..=base length` |
+//! | 1/2/4/8 (`wl`) | length | `1..=2^62`, and `offset + length <= base length` |
+//! | 1 | `COPY_ABS`: `0x20 | (wo << 2) | wl` | |
+//! | 1/2/4/8 (`wo`) | base offset | as for `COPY` |
+//! | 1/2/4/8 (`wl`) | length | as for `COPY` |
+//! | 1 | `LITERAL`: `0x01`, `0x02`, `0x03` for a 1, 2, 4-byte length | |
+//! | 1/2/4 | length `k` | `1..=`[`MAX_LITERAL_LEN`] (1 MiB) |
+//! | `k` | the bytes | |
+//! | 1 | `SHORT_LITERAL`: `0x40 + k − 1` | `k` in `1..=64` (a literal with its length inline) |
 //! | `k` | the bytes | |
 //! | 1 | `END` = `0x00` | must be the last command |
 //! | varint | length of the new file | must equal the bytes produced |
 //! | 16 | XXH3-128 of the new file, little-endian | must equal the hash of the bytes produced |
 //!
-//! Adjacent copies are merged into one command, so an unchanged file is one `COPY` and `END`.
-//! Offsets are relative to the previous copy's end, so in-order copies cost 1 byte of offset.
-//! Nothing may follow `END`.
+//! Any other command byte is an error. Adjacent copies are merged into one command, so an
+//! unchanged file is one `COPY` and `END`. The writer picks `COPY` (relative) unless the
+//! absolute offset is shorter (a jump back). Nothing may follow `END`.
 use std::io::{self, BufRead, Write};
 
 use super::error::DeltaError;
 
-/// Magic bytes at the start of a delta.
-pub const DELTA_MAGIC: [u8; 4] = *b"pbxD";
 /// The delta format version this build writes and reads.
 pub const DELTA_VERSION: u8 = 1;
+/// Magic bytes at the start of a delta: `b"pbD"` and the version.
+pub const DELTA_MAGIC: [u8; 4] = [b'p', b'b', b'D', DELTA_VERSION];
 /// Longest literal one command may carry; longer runs are split.
 pub const MAX_LITERAL_LEN: u64 = 1 << 20;
 /// Longest copy one command may carry.
 pub const MAX_COPY_LEN: u64 = 1 << 62;
 pub(crate) const CMD_END: u8 = 0x00;
-pub(crate) const CMD_COPY: u8 = 0x01;
-pub(crate) const CMD_LITERAL: u8 = 0x02;
+pub(crate) const CMD_LITERAL: u8 = 0x01;
+pub(crate) const CMD_COPY: u8 = 0x10;
+pub(crate) const CMD_COPY_ABS: u8 = 0x20;
+pub(crate) const CMD_SHORT_LITERAL: u8 = 0x40;
+const SHORT_LITERAL_MAX: usize = 64;
 const WHAT: &str = "delta";
 /// Instruction bytes are gathered up to this much before a write.
 const OUT_BUF: usize = 64 << 10;
@@ -50,6 +60,23 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
         v >>= 7;
     }
     out.push(v as u8);
+}
+
+/// Width code (0..=3 for 1, 2, 4, 8 bytes) of the narrowest field that holds `v`.
+fn width_code(v: u64) -> u8 {
+    if v <= 0xff {
+        0
+    } else if v <= 0xffff {
+        1
+    } else if v <= 0xffff_ffff {
+        2
+    } else {
+        3
+    }
+}
+
+fn put_fixed(out: &mut Vec<u8>, v: u64, code: u8) {
+    out.extend_from_slice(&v.to_le_bytes()[..1usize << code]);
 }
 
 fn zigzag(v: i64) -> u64 {
@@ -86,7 +113,6 @@ impl<W: Write> DeltaWriter<W> {
     pub(crate) fn new(out: W) -> Self {
         let mut buf = Vec::with_capacity(OUT_BUF + 64);
         buf.extend_from_slice(&DELTA_MAGIC);
-        buf.push(DELTA_VERSION);
         DeltaWriter {
             out,
             buf,
@@ -107,12 +133,17 @@ impl<W: Write> DeltaWriter<W> {
 
     fn flush_copy(&mut self) {
         if let Some((off, len)) = self.pending.take() {
-            self.buf.push(CMD_COPY);
-            put_varint(
-                &mut self.buf,
-                zigzag(off.wrapping_sub(self.prev_end) as i64),
-            );
-            put_varint(&mut self.buf, len);
+            let rel = zigzag(off.wrapping_sub(self.prev_end) as i64);
+            let wl = width_code(len);
+            let (cmd, value) = if width_code(rel) <= width_code(off) {
+                (CMD_COPY, rel)
+            } else {
+                (CMD_COPY_ABS, off)
+            };
+            let wo = width_code(value);
+            self.buf.push(cmd | (wo << 2) | wl);
+            put_fixed(&mut self.buf, value, wo);
+            put_fixed(&mut self.buf, len, wl);
             self.prev_end = off + len;
         }
     }
@@ -144,8 +175,14 @@ impl<W: Write> DeltaWriter<W> {
         self.flush_copy();
         self.stats.literal += bytes.len() as u64;
         for chunk in bytes.chunks(MAX_LITERAL_LEN as usize) {
-            self.buf.push(CMD_LITERAL);
-            put_varint(&mut self.buf, chunk.len() as u64);
+            if chunk.len() <= SHORT_LITERAL_MAX {
+                self.buf.push(CMD_SHORT_LITERAL + (chunk.len() - 1) as u8);
+            } else {
+                // chunk.len() <= 1 MiB: width code 0, 1 or 2.
+                let wl = width_code(chunk.len() as u64);
+                self.buf.push(CMD_LITERAL + wl);
+                put_fixed(&mut self.buf, chunk.len() as u64, wl);
+            }
             if chunk.len() < INLINE_LITERAL {
                 self.buf.extend_from_slice(chunk);
                 if self.buf.len() >= OUT_BUF {
@@ -203,7 +240,8 @@ impl<R: BufRead> DeltaReader<R> {
         };
         let mut magic = [0u8; 4];
         let got = r.read_some(&mut magic)?;
-        if magic[..got] != DELTA_MAGIC[..got] {
+        let n = got.min(3);
+        if magic[..n] != DELTA_MAGIC[..n] {
             return Err(DeltaError::BadMagic {
                 what: WHAT,
                 found: magic,
@@ -212,7 +250,7 @@ impl<R: BufRead> DeltaReader<R> {
         if got < 4 {
             return Err(r.truncated());
         }
-        let version = r.byte()?;
+        let version = magic[3];
         if version != DELTA_VERSION {
             return Err(DeltaError::UnsupportedVersion {
                 what: WHAT,
@@ -253,6 +291,17 @@ impl<R: BufRead> DeltaReader<R> {
         }
     }
 
+    /// A little-endian field of 1, 2, 4 or 8 bytes (width code 0..=3).
+    fn fixed(&mut self, code: u8) -> Result<u64, DeltaError> {
+        let mut b = [0u8; 8];
+        let n = 1usize << (code & 3);
+        let field = b.get_mut(..n).unwrap_or_default();
+        if self.read_some(field)? < n {
+            return Err(self.truncated());
+        }
+        Ok(u64::from_le_bytes(b))
+    }
+
     fn varint(&mut self, field: &'static str) -> Result<u64, DeltaError> {
         let at = self.offset;
         let mut v = 0u64;
@@ -288,14 +337,21 @@ impl<R: BufRead> DeltaReader<R> {
     pub(crate) fn next(&mut self) -> Result<Command, DeltaError> {
         let at = self.offset;
         match self.byte()? {
-            CMD_COPY => {
+            cmd @ 0x10..=0x2f => {
+                let wo = (cmd >> 2) & 3;
+                let wl = cmd & 3;
                 let off_at = self.offset;
-                let rel = unzigzag(self.varint("copy offset")?);
-                let offset = i128::from(self.prev_end) + i128::from(rel);
-                let offset = u64::try_from(offset)
-                    .map_err(|_| Self::out_of_range("copy offset", rel as u64, off_at))?;
+                let raw = self.fixed(wo)?;
+                let offset = if cmd & 0xf0 == CMD_COPY_ABS {
+                    raw
+                } else {
+                    let rel = unzigzag(raw);
+                    let offset = i128::from(self.prev_end) + i128::from(rel);
+                    u64::try_from(offset)
+                        .map_err(|_| Self::out_of_range("copy offset", raw, off_at))?
+                };
                 let len_at = self.offset;
-                let len = self.varint("copy length")?;
+                let len = self.fixed(wl)?;
                 if len == 0 || len > MAX_COPY_LEN {
                     return Err(Self::out_of_range("copy length", len, len_at));
                 }
@@ -307,14 +363,17 @@ impl<R: BufRead> DeltaReader<R> {
                 self.prev_end = end;
                 Ok(Command::Copy { offset, len, at })
             }
-            CMD_LITERAL => {
+            cmd @ CMD_LITERAL..=0x03 => {
                 let len_at = self.offset;
-                let len = self.varint("literal length")?;
+                let len = self.fixed(cmd - CMD_LITERAL)?;
                 if len == 0 || len > MAX_LITERAL_LEN {
                     return Err(Self::out_of_range("literal length", len, len_at));
                 }
                 Ok(Command::Literal { len })
             }
+            b @ CMD_SHORT_LITERAL..=0x7f => Ok(Command::Literal {
+                len: u64::from(b - CMD_SHORT_LITERAL) + 1,
+            }),
             CMD_END => {
                 let len = self.varint("new file length")?;
                 let mut h = [0u8; 16];
@@ -360,6 +419,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn width_codes_fit_their_values() {
+        for (v, code) in [
+            (0u64, 0u8),
+            (255, 0),
+            (256, 1),
+            (65_535, 1),
+            (65_536, 2),
+            (1 << 32, 3),
+        ] {
+            assert_eq!(width_code(v), code, "{v}");
+            let mut b = Vec::new();
+            put_fixed(&mut b, v, code);
+            let mut d = DELTA_MAGIC.to_vec();
+            d.extend_from_slice(&b);
+            assert_eq!(DeltaReader::new(&d[..]).unwrap().fixed(code).unwrap(), v);
+        }
+    }
+
+    #[test]
     fn zigzag_round_trips() {
         for v in [0i64, 1, -1, 63, -64, i64::MAX, i64::MIN] {
             assert_eq!(unzigzag(zigzag(v)), v);
@@ -374,13 +452,11 @@ mod tests {
             let mut b = Vec::new();
             put_varint(&mut b, v);
             let mut d = DELTA_MAGIC.to_vec();
-            d.push(DELTA_VERSION);
             d.extend_from_slice(&b);
             let mut r = DeltaReader::new(&d[..]).unwrap();
             assert_eq!(r.varint("x").unwrap(), v);
         }
         let mut d = DELTA_MAGIC.to_vec();
-        d.push(DELTA_VERSION);
         d.extend_from_slice(&[0xff; 9]);
         d.push(0x02); // 10th byte may only carry 1 bit
         let mut r = DeltaReader::new(&d[..]).unwrap();
