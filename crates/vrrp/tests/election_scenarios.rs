@@ -519,5 +519,8 @@ fn v2_split_brain_heals_within_one_interval() {
     let (t, reason) = *entered(&sim, b, State::Backup).last().unwrap();
     assert_eq!(reason, Reason::HigherPriority);
     assert!(t - heal <= SEC + 2 * Duration::from_millis(3), "{t:?}");
+    // Exactly: B's advert at MDI(100) + 17 s reaches A 3 ms later, A answers at once, and the
+    // answer reaches B 3 ms after that (A's own next advert would be 0.6 s later).
+    assert_eq!(t, mdi(100) + 17 * SEC + Duration::from_millis(6));
     assert_eq!(sim.holders().collect::<Vec<_>>(), [a]);
 }
