@@ -13,3 +13,6 @@
 pub mod router;
 pub mod sim;
 pub mod wire;
+
+#[cfg(feature = "linux")]
+pub mod linux;
