@@ -142,6 +142,7 @@ fn raw_socket_multicast_ttl_check_and_unicast_source_check() {
         s.send_to(b"from-a", to_b).expect("send a");
     });
     let (first, second, stats) = rx.recv().expect("result");
+    listener.join().expect("listener");
     let (src, _, payload) = first.expect("a's packet arrives");
     assert_eq!(src, "10.99.0.1".parse::<IpAddr>().expect("ip"));
     assert_eq!(payload, b"from-a");
