@@ -3,6 +3,8 @@
 //! Each subcommand lives in its own module (`cmd_<name>.rs`) holding its clap `Args` struct and a
 //! `run(args) -> ExitCode` that calls the libraries. Errors print as one line on stderr that
 //! says what and where, with a non-zero exit code.
+mod cmd_decode;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -21,10 +23,14 @@ enum Command {
     // One variant per subcommand, e.g. `Decode(cmd_decode::Args)`, kept in the order of the
     // design's CLI contract: decode, vrrp, signature, delta, patch, serve, pull, run, status,
     // swap, mode, takeover, release, demo.
+    /// Decode VRRP advertisements from a pcap/pcapng capture or from hex.
+    Decode(cmd_decode::Args),
 }
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Decode(args) => cmd_decode::run(args),
+    }
 }
