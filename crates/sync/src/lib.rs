@@ -8,3 +8,4 @@ pub mod codec;
 pub mod delta;
 pub mod tree;
 pub mod transfer;
+pub mod syncset;

@@ -200,3 +200,96 @@ fn second_puller_on_the_same_store_is_refused() {
     let _a = GenStore::open(dst.path()).unwrap();
     assert!(GenStore::open(dst.path()).is_err());
 }
+
+#[test]
+fn named_sets_pull_independently_with_status() {
+    use std::time::{Duration, Instant};
+    use sync::syncset::{Direction, PullerSet, SyncSetConfig};
+    use sync::transfer::auth::Identity;
+    use sync::transfer::msg::BackupMode;
+    use sync::transfer::server::{ServedSet, Server, ServerConfig};
+    use sync::tree::exclude::Excludes;
+
+    let cfg_src = tempfile::tempdir().unwrap();
+    let voice_src = tempfile::tempdir().unwrap();
+    write(cfg_src.path(), "pbx.conf", b"config");
+    write(voice_src.path(), "msg.wav", &noise(4, 100_000));
+    write(voice_src.path(), "msg.wav.part", b"ignored");
+    let set = |name: &str, root: &std::path::Path, ex: &[&str]| ServedSet {
+        name: name.into(),
+        root: root.to_path_buf(),
+        excludes: Excludes::new(ex.iter().copied()),
+        watch: true,
+    };
+    let server = Server::new(ServerConfig {
+        key: key(),
+        identity: Identity::new("primary", BackupMode::Active),
+        sets: vec![
+            set("config", cfg_src.path(), &[]),
+            set("voice", voice_src.path(), &["*.part"]),
+        ],
+        max_connections: 4,
+        io_timeout: Duration::from_secs(20),
+    })
+    .spawn(std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+    .unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let mk = |name: &str, secs: f64| SyncSetConfig {
+        name: name.into(),
+        root: dst.path().join(name),
+        interval_secs: secs,
+        direction: Direction::FromOperational,
+        excludes: vec![],
+    };
+    let mut config = PullerSet::open(mk("config", 15.0)).unwrap();
+    let mut voice = PullerSet::open(mk("voice", 60.0)).unwrap();
+    let me = Identity::new("standby", BackupMode::Passive);
+    let addr = server.addr.to_string();
+    let now = Instant::now();
+    assert!(config.due(now));
+    let st = config.run_round(&addr, &key(), &me, now).clone();
+    assert!(st.last_error.is_none(), "{st:?}");
+    assert_eq!(st.files_changed, 1);
+    assert!(!config.due(now + Duration::from_secs(14)));
+    assert!(config.due(now + Duration::from_secs(15)));
+    let st = voice.run_round(&addr, &key(), &me, now).clone();
+    assert!(st.last_error.is_none(), "{st:?}");
+    assert!(st.bytes_on_wire > 100_000);
+    assert_same(cfg_src.path(), &dst.path().join("config"));
+    assert!(!dst.path().join("voice/current/msg.wav.part").exists());
+    assert_eq!(
+        std::fs::read(dst.path().join("voice/current/msg.wav")).unwrap(),
+        noise(4, 100_000)
+    );
+    // A round against a dead address fails, keeps the generation and reports the error.
+    server.stop();
+    let st = config.run_round(&addr, &key(), &me, now).clone();
+    assert!(st.last_error.is_some());
+    assert_eq!(st.rounds_failed, 1);
+    assert!(st.generation.is_some());
+}
+
+#[test]
+fn unreadable_stored_manifest_falls_back_to_a_full_pull() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    write(src.path(), "a.conf", b"a");
+    let server = serve(src.path(), false);
+    let cfg = pull_cfg(server.addr, key());
+    let store = GenStore::open(dst.path()).unwrap();
+    let r1 = pull_once(&store, &cfg).unwrap();
+    let id = r1.generation.unwrap();
+    fs::write(
+        dst.path().join(format!(".gens/{}.manifest", id.to_hex())),
+        b"garbage",
+    )
+    .unwrap();
+    write(src.path(), "a.conf", b"b");
+    // The damaged manifest is noticed (error, generation kept) and the next round recovers.
+    let e = pull_once(&store, &cfg).unwrap_err();
+    assert!(e.to_string().contains("manifest"), "{e}");
+    assert_eq!(fs::read(current(dst.path()).join("a.conf")).unwrap(), b"a");
+    pull_once(&store, &cfg).unwrap();
+    assert_same(src.path(), dst.path());
+    server.stop();
+}

@@ -180,14 +180,15 @@ fn round(
     progress: Progress<'_>,
 ) -> Result<(), TransferError> {
     client_handshake(r, w, &cfg.key, &cfg.identity)?;
-    let current = match store.current() {
-        Ok(c) => c,
+    // Only the id is needed to ask; the manifest is loaded when a difference arrives, which
+    // keeps a no-change poll to a readlink.
+    let have = match store.current_id() {
+        Ok(h) => h.filter(|h| store.has_complete(h)),
         Err(e) => {
             log::warn!("ignoring the current generation ({e}); pulling everything");
             None
         }
     };
-    let have = current.as_ref().map(|c| c.0);
     w.write(&Msg::Pull {
         set: cfg.set.clone(),
         have,
@@ -226,6 +227,20 @@ fn round(
             "manifest difference of {n_up} + {n_del} entries exceeds the limit {max}"
         )));
     }
+    let current = match have.map(|h| store.load_manifest(&h).map(|m| (h, m))) {
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => {
+            // Without its manifest this generation cannot serve as a basis; forget the manifest
+            // so that the next round asks for everything (the tree itself stays readable).
+            if let Some(h) = have {
+                store.discard_manifest(&h);
+            }
+            return Err(TransferError::Protocol(format!(
+                "our current generation is unreadable ({e}); it will be pulled whole next round"
+            )));
+        }
+        None => None,
+    };
     let old = match (&base, &current) {
         (None, _) => None,
         (Some(b), Some((h, m))) if b == h => Some(m),
@@ -483,7 +498,15 @@ fn run_batch(
     w.write(&Msg::Fetch { items })?;
     w.flush()?;
     for (i, p) in batch.into_iter().enumerate() {
-        receive_file(store, staging, r, i as u32, p)?;
+        let path = p.entry.path.clone();
+        if let Err(e) = receive_file(store, staging, r, i as u32, p) {
+            // A full disk: the partial data cannot become a basis worth its space, and keeping
+            // it would make the next round fail too. Free it; the old generation is untouched.
+            if is_storage_full(&e) {
+                let _ = std::fs::remove_file(store.partial_path(&path));
+            }
+            return Err(e);
+        }
         report.files_fetched += 1;
     }
     match r.read()? {
@@ -733,6 +756,23 @@ fn receive_file(
     }
     staging.install(p.entry, &file, &partial)?;
     Ok(())
+}
+
+/// Whether an error is ENOSPC / EDQUOT somewhere in its chain.
+pub fn is_storage_full(e: &TransferError) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ) {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// The server read something other than what its manifest announced: the file changed there.

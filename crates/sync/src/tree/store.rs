@@ -215,6 +215,15 @@ impl GenStore {
         Ok(m)
     }
 
+    /// Removes the stored manifest of a generation found unreadable, so that the next round
+    /// pulls everything instead of failing on it again.
+    pub fn discard_manifest(&self, id: &GenId) {
+        let p = self.manifest_path(id);
+        if let Err(e) = fs::remove_file(&p) {
+            log::warn!("removing unreadable manifest {}: {e}", p.display());
+        }
+    }
+
     /// Whether a complete generation `id` is on disk (its directory and manifest exist).
     pub fn has_complete(&self, id: &GenId) -> bool {
         self.gen_dir(id).is_dir() && self.manifest_path(id).is_file()
