@@ -4,6 +4,7 @@
 //! `run(args) -> ExitCode` that calls the libraries. Errors print as one line on stderr that
 //! says what and where, with a non-zero exit code.
 mod cmd_decode;
+mod cmd_vrrp;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,8 @@ enum Command {
     // swap, mode, takeover, release, demo.
     /// Decode VRRP advertisements from a pcap/pcapng capture or from hex.
     Decode(cmd_decode::Args),
+    /// Run a configuration-less VRRP node in the foreground (for test rigs).
+    Vrrp(cmd_vrrp::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,5 +35,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Decode(args) => cmd_decode::run(args),
+        Command::Vrrp(args) => cmd_vrrp::run(args),
     }
 }
