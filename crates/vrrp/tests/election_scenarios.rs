@@ -524,3 +524,40 @@ fn v2_split_brain_heals_within_one_interval() {
     assert_eq!(t, mdi(100) + 17 * SEC + Duration::from_millis(6));
     assert_eq!(sim.holders().collect::<Vec<_>>(), [a]);
 }
+
+/// A lossy, jittery run: three routers, a crash and a partition.
+fn lossy_run(seed: u64) -> Vec<vrrp::sim::Entry> {
+    let mut sim = Sim::new(Instant::now(), seed);
+    sim.set_network(Network {
+        delay_min: Duration::from_millis(1),
+        delay_max: Duration::from_millis(30),
+        loss: 0.3,
+        duplicate: 0.1,
+        reorder: 0.1,
+        reorder_extra: Duration::from_millis(400),
+    });
+    sim.record_adverts(true);
+    let ids: Vec<_> = [(1, 200), (2, 150), (3, 100)]
+        .into_iter()
+        .map(|(last, prio)| sim.add_router(v4(last, prio)).unwrap())
+        .collect();
+    for &id in &ids {
+        sim.input(id, Input::Startup);
+    }
+    sim.run_until(20 * SEC);
+    sim.crash(ids[0]);
+    sim.set_segment(ids[2], 1);
+    sim.run_until(40 * SEC);
+    sim.heal();
+    sim.restart(ids[0]);
+    sim.run_until(60 * SEC);
+    sim.trace().to_vec()
+}
+
+#[test]
+fn the_simulator_is_deterministic_per_seed() {
+    let a = lossy_run(42);
+    assert_eq!(a, lossy_run(42));
+    assert_ne!(a, lossy_run(43), "the seed must matter");
+    assert!(a.len() > 100, "{}", a.len());
+}
