@@ -4,6 +4,7 @@
 //! `run(args) -> ExitCode` that calls the libraries. Errors print as one line on stderr that
 //! says what and where, with a non-zero exit code.
 mod cmd_decode;
+mod cmd_sync;
 mod cmd_vrrp;
 
 use std::process::ExitCode;
@@ -28,6 +29,10 @@ enum Command {
     Decode(cmd_decode::Args),
     /// Run a configuration-less VRRP node in the foreground (for test rigs).
     Vrrp(cmd_vrrp::Args),
+    /// Serve a directory tree to pullers (tree sync, issue 7).
+    Serve(cmd_sync::ServeArgs),
+    /// Pull a served tree into a generation store, once or periodically.
+    Pull(cmd_sync::PullArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,5 +41,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Decode(args) => cmd_decode::run(args),
         Command::Vrrp(args) => cmd_vrrp::run(args),
+        Command::Serve(args) => cmd_sync::run_serve(args),
+        Command::Pull(args) => cmd_sync::run_pull(args),
     }
 }
