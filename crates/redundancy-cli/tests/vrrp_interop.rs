@@ -327,3 +327,41 @@ fn keepalived_interop_v3_ipv6() {
         checksum: "pseudo-header",
     });
 }
+
+/// keepalived 2.2.7 accepts only the pseudo-header form of VRRPv3 over IPv4 on multicast; the
+/// plain form (a setting for routers that send it) is rejected and logged. This also proves
+/// that the rejection detector the interop tests rely on sees real rejections.
+#[test]
+fn keepalived_rejects_the_plain_v3_checksum_and_the_detector_sees_it() {
+    if netlab::require_root(&["keepalived"]) {
+        return;
+    }
+    let mut lab = Lab::new("kaplain").expect("lab");
+    let a = lab.add_member("ours", &["10.99.0.1/24"]).expect("a");
+    let k = lab.add_member("ka", &["10.99.0.2/24"]).expect("k");
+    let kd = lab
+        .keepalived(
+            &k,
+            &keepalived_conf(44, 100, 3, "0.1", "10.99.0.100/24", ""),
+        )
+        .expect("keepalived");
+    let _p = ours(
+        &lab,
+        &a,
+        &[
+            "--vrid",
+            "44",
+            "--vip",
+            "10.99.0.100/24",
+            "--interval",
+            "100ms",
+            "--priority",
+            "200",
+            "--v3-checksum",
+            "plain",
+        ],
+    );
+    kd.wait_for_log("Invalid VRRPv3 checksum", LONG)
+        .expect("keepalived rejects the plain form");
+    assert!(!kd.rejections().is_empty(), "the detector reports it");
+}
