@@ -22,6 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         vec![instance],
         Options {
             stop_on_signals: true,
+            realtime_priority: Some(10),
         },
     )?;
     for event in node.events().iter() {

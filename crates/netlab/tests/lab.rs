@@ -56,7 +56,7 @@ fn members_reach_each_other_and_cleanup_removes_everything() {
         p.wait_for_output("eth0", Duration::from_secs(5))
             .expect("runs in the namespace");
         assert!(p.is_running());
-        p.signal(libc_sigterm()).expect("signal");
+        p.signal(libc::SIGTERM).expect("signal");
         p.wait_timeout(Duration::from_secs(5))
             .expect("exits on SIGTERM");
     }
@@ -64,10 +64,6 @@ fn members_reach_each_other_and_cleanup_removes_everything() {
         names.iter().all(|n| !netns_exists(n)),
         "drop deletes every namespace"
     );
-}
-
-fn libc_sigterm() -> i32 {
-    15
 }
 
 #[test]

@@ -129,8 +129,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vrrp-hook-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let out = dir.join("args");
-        let cmd = format!("echo > {}", out.display());
-        let cmd = cmd.replace("echo >", "printf '%s ' >");
+        let cmd = format!("printf '%s ' > {}", out.display());
         assert!(run(&cmd, Duration::from_secs(5)).is_success());
         let written = std::fs::read_to_string(&out).expect("hook wrote its arguments");
         assert_eq!(written.trim(), "INSTANCE VI_1 MASTER 150");

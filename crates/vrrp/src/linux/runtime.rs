@@ -212,6 +212,12 @@ pub struct Options {
     /// blocked in every thread first: call [`block_termination_signals`] at the start of
     /// `main`, before any thread exists.
     pub stop_on_signals: bool,
+    /// Run the runtime thread under `SCHED_FIFO` with this priority (1..=99), with
+    /// `SCHED_RESET_ON_FORK` so hooks and checks run as ordinary processes. At 10 ms
+    /// advertisements a thread that waits behind busy processes for a few milliseconds makes
+    /// the backup take over spuriously; real-time scheduling is what keeps the timers on time
+    /// on a loaded machine. Failure to switch is logged, not fatal.
+    pub realtime_priority: Option<i32>,
 }
 
 /// Blocks SIGTERM and SIGINT in the calling thread and in the threads it creates afterwards,
@@ -360,6 +366,7 @@ struct Runtime {
     commands: Option<Receiver<Command>>,
     events: Option<Sender<Event>>,
     status: Arc<RwLock<Status>>,
+    realtime: Option<i32>,
     late_threshold: Duration,
     late_logged: Option<Instant>,
     status_at: Instant,
@@ -479,6 +486,7 @@ impl Runtime {
             commands: None,
             events: None,
             status: Arc::new(RwLock::new(Status::default())),
+            realtime: options.realtime_priority,
             late_threshold: (min_interval / 4).max(Duration::from_millis(2)),
             late_logged: None,
             status_at: now,
@@ -492,6 +500,9 @@ impl Runtime {
     }
 
     fn run(mut self) {
+        if let Some(prio) = self.realtime {
+            set_realtime(prio);
+        }
         let now = Instant::now();
         for i in 0..self.routers.len() {
             self.refresh_fault(i, now, true);
@@ -895,6 +906,23 @@ impl Runtime {
             self.hook_done(i, desc, outcome);
         }
         self.emit(Event::Stopped);
+    }
+}
+
+/// Switches the calling thread to `SCHED_FIFO | SCHED_RESET_ON_FORK` at `priority`.
+fn set_realtime(priority: i32) {
+    let param = libc::sched_param {
+        sched_priority: priority.clamp(1, 99),
+    };
+    // SAFETY: pid 0 is the calling thread; `param` is a live sched_param.
+    let rc = unsafe {
+        libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param)
+    };
+    if rc != 0 {
+        log::warn!(
+            "cannot switch the runtime thread to SCHED_FIFO {priority}: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
