@@ -4,6 +4,8 @@
 //! `run(args) -> ExitCode` that calls the libraries. Errors print as one line on stderr that
 //! says what and where, with a non-zero exit code.
 mod cmd_decode;
+mod cmd_demo;
+mod cmd_pair;
 mod cmd_sync;
 mod cmd_vrrp;
 
@@ -33,6 +35,20 @@ enum Command {
     Serve(cmd_sync::ServeArgs),
     /// Pull a served tree into a generation store, once or periodically.
     Pull(cmd_sync::PullArgs),
+    /// Run the pair daemon in the foreground (SIGTERM: graceful handover; SIGHUP: reload).
+    Run(cmd_pair::RunArgs),
+    /// Show a running node's status (text, or --json).
+    Status(cmd_pair::StatusArgs),
+    /// Planned swap with zero data loss: the standby pulls everything, then takes over.
+    Swap(cmd_pair::ControlArgs),
+    /// Switch the backup mode: active (sync, take over) or passive (neither).
+    Mode(cmd_pair::ModeArgs),
+    /// Become operational now.
+    Takeover(cmd_pair::ControlArgs),
+    /// Step down: priority 0, release the virtual addresses.
+    Release(cmd_pair::ControlArgs),
+    /// As root: build a namespace lab, run a pair in it and narrate failover, sync and swap.
+    Demo(cmd_demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,5 +59,12 @@ fn main() -> ExitCode {
         Command::Vrrp(args) => cmd_vrrp::run(args),
         Command::Serve(args) => cmd_sync::run_serve(args),
         Command::Pull(args) => cmd_sync::run_pull(args),
+        Command::Run(args) => cmd_pair::run(args),
+        Command::Status(args) => cmd_pair::status(args),
+        Command::Swap(args) => cmd_pair::swap(args),
+        Command::Mode(args) => cmd_pair::mode(args),
+        Command::Takeover(args) => cmd_pair::takeover(args),
+        Command::Release(args) => cmd_pair::release(args),
+        Command::Demo(args) => cmd_demo::run(args),
     }
 }
