@@ -1,0 +1,366 @@
+//! Tree sync against an rsync daemon on 127.0.0.1, same data, same machine, same run.
+//!
+//! `cargo bench --bench treesync_compare` (add `-- --small 2000 --voice 20` for a quick run).
+//! The data set of issue 7: 10,000 small configuration files in 100 directories plus 100 voice
+//! files of 2-10 MiB. After an initial full sync of both replicas, each measured change round
+//! changes 1% of the configuration files, appends to 5 voice files, deletes 3 and adds 3 voice
+//! files and deletes 20 configuration files; then a poll with nothing changed. Each case runs
+//! `--runs` times (default 5 for change rounds, 3x that for polls); the table shows medians of
+//! wall time and bytes on the wire (rsync: its `--stats` totals, ours: frame bytes both ways),
+//! and our value as a fraction of rsync's.
+//!
+//! Both sides read a warm page cache; before each timed round `sync` flushes what earlier steps
+//! left dirty (untimed), because our apply ends with `syncfs`, which would otherwise also write
+//! back the data set and the other tool's replica. rsync writes without fsync; we stage,
+//! `syncfs` and switch generations atomically, and that durability is part of our time.
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sync::transfer::auth::{Identity, Key};
+use sync::transfer::msg::BackupMode;
+use sync::transfer::puller::{pull_once, PullConfig};
+use sync::transfer::server::{ServedSet, Server, ServerConfig};
+use sync::tree::exclude::Excludes;
+use sync::tree::manifest::Limits;
+use sync::tree::store::GenStore;
+
+struct Opts {
+    small: usize,
+    voice: usize,
+    runs: usize,
+}
+
+fn opts() -> Opts {
+    let mut o = Opts {
+        small: 10_000,
+        voice: 100,
+        runs: 5,
+    };
+    let args: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < args.len() {
+        let val = args.get(i + 1).and_then(|v| v.parse().ok());
+        match (args[i].as_str(), val) {
+            ("--small", Some(v)) => o.small = v,
+            ("--voice", Some(v)) => o.voice = v,
+            ("--runs", Some(v)) => o.runs = v,
+            _ => {}
+        }
+        i += 1;
+    }
+    o
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(n + 8);
+        while v.len() < n {
+            v.extend_from_slice(&self.next().to_le_bytes());
+        }
+        v.truncate(n);
+        v
+    }
+}
+
+fn config_text(i: usize, version: u64, rng: &mut Rng) -> String {
+    let mut s = format!("; extension {i}, version {version}\n[ext-{i}]\n");
+    let lines = 20 + (rng.next() % 60) as usize;
+    for l in 0..lines {
+        s.push_str(&format!("key{l} = value-{}-{}\n", i, rng.next() % 100_000));
+    }
+    s
+}
+
+fn config_path(src: &Path, i: usize) -> PathBuf {
+    src.join(format!("config/d{:03}/ext{i:05}.conf", i % 100))
+}
+
+fn voice_path(src: &Path, i: usize) -> PathBuf {
+    src.join(format!("voice/box{:02}/msg{i:04}.wav", i % 10))
+}
+
+fn build(src: &Path, o: &Opts, rng: &mut Rng) -> u64 {
+    let mut total = 0;
+    for i in 0..o.small {
+        let p = config_path(src, i);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let t = config_text(i, 0, rng);
+        total += t.len() as u64;
+        fs::write(p, t).unwrap();
+    }
+    for i in 0..o.voice {
+        let p = voice_path(src, i);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let len = (2 << 20) + (rng.next() % (8 << 20)) as usize;
+        total += len as u64;
+        fs::write(p, rng.bytes(len)).unwrap();
+    }
+    total
+}
+
+/// One change round as in the issue; `run` selects fresh victims each time.
+fn mutate(src: &Path, o: &Opts, run: usize, next_voice: &mut usize, rng: &mut Rng) {
+    let live_configs: Vec<usize> = (0..o.small)
+        .filter(|&i| config_path(src, i).exists())
+        .collect();
+    let mut live_voice: Vec<usize> = (0..*next_voice)
+        .filter(|&i| voice_path(src, i).exists())
+        .collect();
+    let n_change = (o.small / 100).max(1);
+    for k in 0..n_change {
+        let i = live_configs[(k * 97 + run * 13) % live_configs.len()];
+        // change one line in the middle, keep the rest
+        let p = config_path(src, i);
+        let mut t = fs::read_to_string(&p).unwrap();
+        t = t.replacen("key5 = ", &format!("key5 = changed{run}-"), 1);
+        fs::write(p, t).unwrap();
+    }
+    for k in 0..20.min(live_configs.len() / 10) {
+        let i = live_configs[(k * 31 + run * 7 + 5) % live_configs.len()];
+        let _ = fs::remove_file(config_path(src, i));
+    }
+    for k in 0..5.min(live_voice.len()) {
+        let i = live_voice[(k * 17 + run * 3) % live_voice.len()];
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(voice_path(src, i))
+            .unwrap();
+        use std::io::Write;
+        f.write_all(&rng.bytes(256 << 10)).unwrap();
+    }
+    for _ in 0..3.min(live_voice.len()) {
+        let j = (rng.next() as usize) % live_voice.len();
+        let i = live_voice.swap_remove(j);
+        fs::remove_file(voice_path(src, i)).unwrap();
+    }
+    for _ in 0..3 {
+        let p = voice_path(src, *next_voice);
+        *next_voice += 1;
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let len = (2 << 20) + (rng.next() % (8 << 20)) as usize;
+        fs::write(p, rng.bytes(len)).unwrap();
+    }
+}
+
+struct Daemon(Child);
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_rsyncd(base: &Path, src: &Path) -> (Daemon, u16) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = base.join("rsyncd.conf");
+    fs::write(
+        &conf,
+        format!(
+            "pid file = {}\nuse chroot = no\nuid = root\ngid = root\n[data]\n  path = {}\n  read only = yes\n",
+            base.join("rsyncd.pid").display(),
+            src.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("rsync")
+        .args(["--daemon", "--no-detach", "--address=127.0.0.1"])
+        .arg(format!("--port={port}"))
+        .arg(format!("--config={}", conf.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rsync --daemon");
+    let d = Daemon(child);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (d, port);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("rsync daemon did not start");
+}
+
+/// Flushes dirty data of earlier steps (data set creation, the other tool's round) so that
+/// neither tool pays for writeback it did not cause; not timed.
+fn settle() {
+    let _ = Command::new("sync").status();
+}
+
+fn rsync_round(port: u16, dst: &Path) -> (Duration, u64) {
+    settle();
+    let t = Instant::now();
+    let out = Command::new("rsync")
+        .args(["-a", "--delete", "--stats"])
+        .arg(format!("rsync://127.0.0.1:{port}/data/"))
+        .arg(format!("{}/", dst.display()))
+        .output()
+        .unwrap();
+    let el = t.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut bytes = 0;
+    for l in text.lines() {
+        for key in ["Total bytes sent:", "Total bytes received:"] {
+            if let Some(v) = l.strip_prefix(key) {
+                bytes += v.trim().replace(',', "").parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    (el, bytes)
+}
+
+fn ours_round(store: &GenStore, cfg: &PullConfig) -> (Duration, u64) {
+    settle();
+    let t = Instant::now();
+    let r = pull_once(store, cfg).unwrap();
+    (t.elapsed(), r.bytes_sent + r.bytes_received)
+}
+
+fn median<T: Copy + PartialOrd>(v: &mut [T]) -> T {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let o = opts();
+    if Command::new("rsync").arg("--version").output().is_err() {
+        println!("treesync_compare: rsync not installed, nothing to compare against; skipping");
+        return;
+    }
+    let base = std::env::temp_dir().join(format!("treesync-bench-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&base);
+    let src = base.join("src");
+    fs::create_dir_all(&src).unwrap();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let t = Instant::now();
+    let total = build(&src, &o, &mut rng);
+    println!(
+        "data set: {} config files, {} voice files, {:.0} MB, built in {:.1} s",
+        o.small,
+        o.voice,
+        total as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
+    let (_daemon, port) = start_rsyncd(&base, &src);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let key = Key::from_bytes(b"benchmark pre-shared key").unwrap();
+    let server = Server::new(ServerConfig {
+        key: key.clone(),
+        identity: Identity::new("primary", BackupMode::Active),
+        sets: vec![ServedSet {
+            name: "data".into(),
+            root: src.clone(),
+            excludes: Excludes::default(),
+            watch: true,
+        }],
+        max_connections: 4,
+        io_timeout: Duration::from_secs(120),
+    })
+    .spawn(listener)
+    .unwrap();
+    let cfg = PullConfig {
+        server: server.addr.to_string(),
+        set: "data".into(),
+        key,
+        identity: Identity::new("standby", BackupMode::Passive),
+        limits: Limits::default(),
+        io_timeout: Duration::from_secs(120),
+        use_delta: true,
+    };
+    let rdst = base.join("rsync-dst");
+    fs::create_dir_all(&rdst).unwrap();
+    let store = GenStore::open(base.join("ours")).unwrap();
+
+    let (rt, rb) = rsync_round(port, &rdst);
+    let (ot, ob) = ours_round(&store, &cfg);
+    let mut rows = vec![("initial full sync (1 run)".to_string(), rt, rb, ot, ob)];
+
+    let mut next_voice = o.voice;
+    let (mut rts, mut rbs, mut ots, mut obs) = (vec![], vec![], vec![], vec![]);
+    for run in 0..o.runs {
+        mutate(&src, &o, run, &mut next_voice, &mut rng);
+        // Alternate who goes first so neither always meets a colder cache.
+        let (r, us) = if run % 2 == 0 {
+            let r = rsync_round(port, &rdst);
+            (r, ours_round(&store, &cfg))
+        } else {
+            let us = ours_round(&store, &cfg);
+            (rsync_round(port, &rdst), us)
+        };
+        rts.push(r.0);
+        rbs.push(r.1);
+        ots.push(us.0);
+        obs.push(us.1);
+    }
+    rows.push((
+        format!("1% change round (median of {})", o.runs),
+        median(&mut rts),
+        median(&mut rbs),
+        median(&mut ots),
+        median(&mut obs),
+    ));
+
+    let polls = o.runs * 3;
+    let (mut rts, mut rbs, mut ots, mut obs) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..polls {
+        let r = rsync_round(port, &rdst);
+        let us = ours_round(&store, &cfg);
+        rts.push(r.0);
+        rbs.push(r.1);
+        ots.push(us.0);
+        obs.push(us.1);
+    }
+    rows.push((
+        format!("no-change poll (median of {polls})"),
+        median(&mut rts),
+        median(&mut rbs),
+        median(&mut ots),
+        median(&mut obs),
+    ));
+
+    // Both replicas must equal the source, or the figures mean nothing.
+    let check = Command::new("rsync")
+        .args(["-a", "--delete", "--dry-run", "--itemize-changes"])
+        .arg(format!("{}/", src.display()))
+        .arg(format!("{}/", base.join("ours/current").display()))
+        .output()
+        .unwrap();
+    let diff = String::from_utf8_lossy(&check.stdout);
+    assert!(diff.trim().is_empty(), "our replica differs:\n{diff}");
+
+    println!();
+    println!(
+        "| case | rsync time | rsync bytes | ours time | ours bytes | time ratio | bytes ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (name, rt, rb, ot, ob) in rows {
+        println!(
+            "| {name} | {:.1} ms | {rb} | {:.1} ms | {ob} | {:.3} | {:.3} |",
+            rt.as_secs_f64() * 1e3,
+            ot.as_secs_f64() * 1e3,
+            ot.as_secs_f64() / rt.as_secs_f64(),
+            ob as f64 / rb.max(1) as f64
+        );
+    }
+    server.stop();
+    drop(store);
+    let _ = fs::remove_dir_all(&base);
+}
