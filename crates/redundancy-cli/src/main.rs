@@ -4,6 +4,7 @@
 //! `run(args) -> ExitCode` that calls the libraries. Errors print as one line on stderr that
 //! says what and where, with a non-zero exit code.
 mod cmd_decode;
+mod cmd_rdiff;
 mod cmd_demo;
 mod cmd_pair;
 mod cmd_sync;
@@ -31,6 +32,12 @@ enum Command {
     Decode(cmd_decode::Args),
     /// Run a configuration-less VRRP node in the foreground (for test rigs).
     Vrrp(cmd_vrrp::Args),
+    /// Write the signature of a base file (rdiff signature).
+    Signature(cmd_rdiff::SignatureArgs),
+    /// Write the delta from a signature to a new file (rdiff delta).
+    Delta(cmd_rdiff::DeltaArgs),
+    /// Rebuild and verify a new file from a base and a delta (rdiff patch).
+    Patch(cmd_rdiff::PatchArgs),
     /// Serve a directory tree to pullers (tree sync, issue 7).
     Serve(cmd_sync::ServeArgs),
     /// Pull a served tree into a generation store, once or periodically.
@@ -57,6 +64,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Decode(args) => cmd_decode::run(args),
         Command::Vrrp(args) => cmd_vrrp::run(args),
+        Command::Signature(args) => cmd_rdiff::run_signature(args),
+        Command::Delta(args) => cmd_rdiff::run_delta(args),
+        Command::Patch(args) => cmd_rdiff::run_patch(args),
         Command::Serve(args) => cmd_sync::run_serve(args),
         Command::Pull(args) => cmd_sync::run_pull(args),
         Command::Run(args) => cmd_pair::run(args),
