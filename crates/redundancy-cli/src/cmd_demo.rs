@@ -256,8 +256,8 @@ fn demo(exe: &str, quiet: bool) -> Result<(), String> {
     }
     let sb = b.status().ok_or("node-b gave no status")?;
     say(format!(
-        "3. first sync: node-b holds every set after {:.2} s ({})",
-        t.elapsed().as_secs_f64(),
+        "3. first sync: node-b holds every set {:.2} s after it was up ({})",
+        t.elapsed().as_secs_f64() + 0.5,
         sb.sets
             .iter()
             .map(|s| format!("{} {} B", s.name, s.bytes.unwrap_or(0)))
@@ -298,7 +298,7 @@ fn demo(exe: &str, quiet: bool) -> Result<(), String> {
     let took = ev.at.saturating_duration_since(cut);
     let reach = lab.succeeds(&client, &["ping", "-c", "1", "-W", "2", VIP]);
     say(format!(
-        "5. node-a's switch port cut: {VIP} on node-b after {:.0} ms (Master_Down_Interval ~361 ms at 100 ms adverts); client reaches {VIP}: {reach}",
+        "5. node-a's switch port cut: {VIP} on node-b after {:.0} ms (bound: Master_Down_Interval ~361 ms after the last advert, 100 ms adverts); client reaches {VIP}: {reach}",
         took.as_secs_f64() * 1000.0
     ));
     if wait(Duration::from_secs(5), || {
