@@ -45,20 +45,22 @@ pub fn run_foreground(config_path: &Path) -> Result<(), RunError> {
         .map_err(RunError::Signals)?;
     let handle = signals.handle();
     let sup = Supervisor::start(cfg)?;
-    for sig in signals.forever() {
-        match sig {
-            SIGHUP => match Config::load(config_path) {
-                Ok(c) => sup.reload(c),
-                Err(e) => log::error!("reload refused: {e}"),
-            },
-            _ => {
-                log::info!("signal {sig}: stopping gracefully");
-                break;
+    // Poll for signals so that a supervisor that ended by itself (the VRRP runtime stopped)
+    // also ends the process.
+    'outer: while !sup.is_finished() {
+        for sig in signals.pending() {
+            match sig {
+                SIGHUP => match Config::load(config_path) {
+                    Ok(c) => sup.reload(c),
+                    Err(e) => log::error!("reload refused: {e}"),
+                },
+                _ => {
+                    log::info!("signal {sig}: stopping gracefully");
+                    break 'outer;
+                }
             }
         }
-        if sup.is_finished() {
-            break;
-        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
     handle.close();
     sup.shutdown();
