@@ -4,9 +4,9 @@
 //! `run(args) -> ExitCode` that calls the libraries. Errors print as one line on stderr that
 //! says what and where, with a non-zero exit code.
 mod cmd_decode;
-mod cmd_rdiff;
 mod cmd_demo;
 mod cmd_pair;
+mod cmd_rdiff;
 mod cmd_sync;
 mod cmd_vrrp;
 

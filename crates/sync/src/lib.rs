@@ -6,6 +6,6 @@
 
 pub mod codec;
 pub mod delta;
-pub mod tree;
-pub mod transfer;
 pub mod syncset;
+pub mod transfer;
+pub mod tree;
