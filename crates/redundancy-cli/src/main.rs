@@ -38,7 +38,7 @@ enum Command {
     Delta(cmd_rdiff::DeltaArgs),
     /// Rebuild and verify a new file from a base and a delta (rdiff patch).
     Patch(cmd_rdiff::PatchArgs),
-    /// Serve a directory tree to pullers (tree sync, issue 7).
+    /// Serve a directory tree to pullers (tree sync).
     Serve(cmd_sync::ServeArgs),
     /// Pull a served tree into a generation store, once or periodically.
     Pull(cmd_sync::PullArgs),
