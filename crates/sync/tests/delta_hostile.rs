@@ -1,21 +1,11 @@
 //! Garbled and hostile signatures and deltas give errors, never panics or huge allocations.
+mod delta_common;
+use delta_common::pseudo_random;
 use std::io::Cursor;
 
 use sync::delta::{
     apply, apply_slice, diff_slice, DeltaError, Signature, SignatureOptions, DELTA_MAGIC,
 };
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 32) as u8
-        })
-        .collect()
-}
 
 fn varint(mut v: u64, out: &mut Vec<u8>) {
     while v >= 0x80 {

@@ -2,21 +2,11 @@
 //! crate): on the same inputs every engine rebuilds the same new file, and at the same block
 //! size our delta is no larger than librsync's apart from
 //! the verification trailer librsync does not have.
+mod delta_common;
+use delta_common::pseudo_random;
 use std::io::Cursor;
 
 use sync::delta::{apply, diff, Signature, SignatureOptions};
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 32) as u8
-        })
-        .collect()
-}
 
 /// (name, base, new) cases: small edit, insertion, deletion, unrelated, text-like, empty.
 fn cases() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {

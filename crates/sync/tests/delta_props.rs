@@ -1,5 +1,7 @@
 //! Property tests of the delta engine: `patch(base, diff(signature(base), new)) == new` for
 //! random bases and edits, through both the slice and the streaming APIs.
+mod delta_common;
+use delta_common::pseudo_random;
 use std::io::{Cursor, Read};
 
 use proptest::prelude::*;
@@ -228,18 +230,6 @@ proptest! {
         prop_assert!(stats.literal <= 2 * bs as u64, "literal {}", stats.literal);
         prop_assert_eq!(apply_slice(&base, &d, new.len()).unwrap(), new);
     }
-}
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 32) as u8
-        })
-        .collect()
 }
 
 #[test]
