@@ -179,6 +179,9 @@ pub struct InstanceStatus {
     pub socket: SocketStats,
     /// Packets that failed wire validation (checksum, length, version...).
     pub invalid: u64,
+    /// When the runtime read the last advertisement the router accepted (its receive time,
+    /// not the snapshot's), if any.
+    pub last_advert: Option<Instant>,
 }
 
 /// The whole snapshot.
@@ -350,6 +353,7 @@ struct Inst {
     check_fault: bool,
     offset: i16,
     invalid: u64,
+    last_advert: Option<Instant>,
 }
 
 struct Runtime {
@@ -446,6 +450,7 @@ impl Runtime {
                 check_fault: false,
                 offset: 0,
                 invalid: 0,
+                last_advert: None,
             });
             routers.push(router);
         }
@@ -656,6 +661,7 @@ impl Runtime {
             };
             match wire::validate(d.vrrp, meta) {
                 Ok(r) => {
+                    let accepted = self.routers[ri].counters().adverts_received;
                     self.routers[ri].handle(
                         now,
                         Input::Advertisement {
@@ -663,6 +669,9 @@ impl Runtime {
                             advert: r.advert,
                         },
                     );
+                    if self.routers[ri].counters().adverts_received != accepted {
+                        self.inst[ri].last_advert = Some(now);
+                    }
                     self.drain(ri, now);
                 }
                 Err(_) => self.inst[ri].invalid += 1,
@@ -881,6 +890,7 @@ impl Runtime {
                     .map(|s| s.stats())
                     .unwrap_or_default(),
                 invalid: inst.invalid,
+                last_advert: inst.last_advert,
             });
         }
     }
