@@ -13,7 +13,7 @@ use std::io::{self, Read, Write};
 
 use super::error::DeltaError;
 use super::format::{DeltaWriter, DiffStats};
-use super::index::IndexedSignature;
+use super::index::{Filter, IndexedSignature};
 use super::rollsum::Rollsum;
 use super::strong::{strong_hash, whole_file_hash, WholeFileHasher};
 
@@ -101,6 +101,33 @@ pub fn diff_slice(
     w.finish(new.len() as u64, whole_file_hash(new))
 }
 
+/// Rolls the window over `outs[k]` (leaving) / `ins[k]` (entering) until the filter passes the
+/// window's weak checksum; returns the sums there and the number of bytes rolled
+/// (`outs.len()` when the filter passed none).
+///
+/// This is the per-byte cost of the diff wherever nothing matches: one roll (two adds and a
+/// multiply), one multiply to hash, one load from the cache-resident filter and one rarely
+/// taken branch. Not inlined, so that its dozen live values get the registers (inlined into
+/// `scan`, two of them were spilled to the stack).
+#[inline(never)]
+fn roll_to_candidate(
+    filter: Filter<'_>,
+    mut roll: Rollsum,
+    n: u32,
+    outs: &[u8],
+    ins: &[u8],
+) -> (Rollsum, usize) {
+    let len = outs.len().min(ins.len());
+    let (outs, ins) = (&outs[..len], &ins[..len]);
+    for k in 0..len {
+        if filter.maybe(roll.digest()) {
+            return (roll, k);
+        }
+        roll.roll(n, outs[k], ins[k]);
+    }
+    (roll, len)
+}
+
 /// The matching state carried across window refills.
 struct Matcher<'s, 'a> {
     idx: &'s IndexedSignature<'a>,
@@ -162,21 +189,11 @@ impl<'s, 'a> Matcher<'s, 'a> {
                 self.roll_valid = true;
             }
             // The hot loop: roll until the filter says "maybe" or the data runs out.
-            let mut roll = self.roll;
             let last = data.len() - n; // last window start that fits
-            {
-                let outs = &data[p..last];
-                let ins = &data[p + n..];
-                let mut k = 0;
-                for (&o, &i) in outs.iter().zip(ins) {
-                    if idx.maybe(roll.digest()) {
-                        break;
-                    }
-                    roll.roll(nn, o, i);
-                    k += 1;
-                }
-                p += k;
-            }
+            let outs = data.get(p..last).unwrap_or_default();
+            let ins = data.get(p + n..).unwrap_or_default();
+            let (roll, k) = roll_to_candidate(idx.filter(), self.roll, nn, outs, ins);
+            p += k;
             self.roll = roll;
             let window = &data[p..p + n];
             let weak = roll.digest();

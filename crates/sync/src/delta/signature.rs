@@ -136,8 +136,10 @@ impl Signature {
         let (block_size, strong_len) = options.validate(DEFAULT_STREAM_BLOCK_SIZE)?;
         let mut sig = Signature::empty(block_size, strong_len);
         let bs = block_size as usize;
-        // About 1 MiB per read, a whole number of blocks.
-        let per_read = ((1usize << 20) / bs).max(1) * bs;
+        // About 128 KiB per read, a whole number of blocks: small enough that what `read`
+        // copies is still in L2 (512 KiB on the Zen 1 test machine) when the block sums and
+        // hashes read it.
+        let per_read = ((128usize << 10) / bs).max(1) * bs;
         let mut buf = vec![0u8; per_read];
         loop {
             let filled = read_full(&mut base, &mut buf).map_err(DeltaError::io("reading base"))?;
