@@ -2,6 +2,9 @@
 //! its transitions.
 #![allow(dead_code)]
 
+pub mod child;
+pub mod probe;
+
 use std::time::{Duration, Instant};
 
 use vrrp::linux::runtime::{Event, InstanceConfig, Node, Options};
