@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use netlab::{Lab, Member, Process};
+use redundancy::config::{Direction, Role};
 use redundancy::control::{request, Request};
+use redundancy::lab::PairConfigBuilder;
 use redundancy::status::Status;
 
 const VIP: &str = "10.99.0.100";
@@ -86,48 +88,32 @@ fn wait(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
-fn config_text(dir: &Path, id: &str, role: &str, priority: u8, peer: &str, psk: &Path) -> String {
-    format!(
-        r#"[node]
-id = "{id}"
-role = "{role}"
-peers = ["{peer}"]
-control_socket = "{dir}/ctl.sock"
-
-[[vrrp.instances]]
-name = "pbx"
-interface = "eth0"
-vrid = 51
-priority = {priority}
-version = 3
-interval = "100ms"
-virtual_addresses = ["{VIP}/24"]
-preempt = false
-
-[sync]
-key_file = "{psk}"
-listen = "0.0.0.0:8730"
-
-[[sync.sets]]
-name = "config"
-root = "{dir}/config"
-interval = "1s"
-direction = "from_primary"
-
-[[sync.sets]]
-name = "voice"
-root = "{dir}/voice"
-interval = "1s"
-direction = "from_operational"
-
-[hooks]
-operational = ["echo \"$(date +%T) $REDUNDANCY_NODE operational on $REDUNDANCY_SET_VOICE\" >> {dir}/hooks.log"]
-standby = ["echo \"$(date +%T) $REDUNDANCY_NODE standby\" >> {dir}/hooks.log"]
-timeout = "5s"
-"#,
-        dir = dir.display(),
-        psk = psk.display()
-    )
+/// The node's configuration: the library's lab builder (the namespace tests use it too).
+fn node_config(
+    dir: &Path,
+    id: &str,
+    role: Role,
+    priority: u8,
+    peer: &str,
+    psk: &Path,
+) -> PairConfigBuilder {
+    let mut b = PairConfigBuilder::new(dir, id, role, priority);
+    b.peers = vec![peer.to_string()];
+    b.key_file = psk.to_path_buf();
+    b.virtual_addresses = vec![format!("{VIP}/24")];
+    b.preempt = false;
+    b.set("config", Direction::FromPrimary, "1s");
+    b.set("voice", Direction::FromOperational, "1s");
+    let log = dir.join("hooks.log");
+    b.operational_hooks = vec![format!(
+        "echo \"$(date +%T) $REDUNDANCY_NODE operational on $REDUNDANCY_SET_VOICE\" >> {}",
+        log.display()
+    )];
+    b.standby_hooks = vec![format!(
+        "echo \"$(date +%T) $REDUNDANCY_NODE standby\" >> {}",
+        log.display()
+    )];
+    b
 }
 
 /// Runs the demo.
@@ -180,18 +166,18 @@ fn demo(exe: &str, quiet: bool) -> Result<(), String> {
     std::fs::write(&psk, "demo pre-shared key, 32 bytes ok\n").map_err(|x| x.to_string())?;
     let mut nodes = Vec::new();
     for (id, m, role, prio, peer) in [
-        ("node-a", &ma, "primary", 200u8, "10.99.0.2"),
-        ("node-b", &mb, "secondary", 100u8, "10.99.0.1"),
+        ("node-a", &ma, Role::Primary, 200u8, "10.99.0.2"),
+        ("node-b", &mb, Role::Secondary, 100u8, "10.99.0.1"),
     ] {
         let dir = root.join(id);
-        std::fs::create_dir_all(&dir).map_err(|x| x.to_string())?;
-        let config = dir.join("pair.toml");
-        std::fs::write(&config, config_text(&dir, id, role, prio, peer, &psk))
-            .map_err(|x| x.to_string())?;
+        let b = node_config(&dir, id, role, prio, peer, &psk);
+        let config = b
+            .write()
+            .map_err(|x| format!("{}: {x}", b.config_path().display()))?;
         nodes.push(DemoNode {
             id,
             member: m.clone(),
-            socket: dir.join("ctl.sock"),
+            socket: b.control_socket(),
             dir,
             config,
             process: None,

@@ -10,6 +10,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use netlab::{Lab, Member, Process};
+use redundancy::config::{BackupMode, Direction, Role};
+use redundancy::lab::PairConfigBuilder;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_redundancy-cli");
@@ -17,6 +19,8 @@ const VIP: &str = "10.99.0.100";
 
 struct Node {
     member: Member,
+    /// The node's configuration; change it and `write()` it again for a reload.
+    cfg: PairConfigBuilder,
     dir: PathBuf,
     config: PathBuf,
     socket: PathBuf,
@@ -70,12 +74,25 @@ impl Node {
             .map(|p| p.output_text())
             .unwrap_or_default()
     }
+
+    /// A set's entry in `status --json`.
+    fn set_status(&self, set: &str) -> Value {
+        self.status()
+            .and_then(|s| {
+                s["sets"]
+                    .as_array()
+                    .and_then(|v| v.iter().find(|x| x["name"] == *set).cloned())
+            })
+            .unwrap_or(Value::Null)
+    }
 }
 
 struct Rig {
     lab: Lab,
     a: Node,
     b: Node,
+    /// A third node (10.99.0.3) for the 1:N tests.
+    c: Option<Node>,
     client: Member,
     psk: PathBuf,
 }
@@ -92,89 +109,138 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> bool 
     false
 }
 
-fn write_config(
+/// A lab node's configuration (the library's builder, as the demo uses it): sets `config`
+/// (from the primary) and `state` (from the operational node), 1 s intervals, hooks that leave
+/// traces in the node's directory.
+fn node_config(
     dir: &Path,
     id: &str,
-    role: &str,
+    role: Role,
     priority: u8,
-    peer: &str,
+    peers: &[&str],
     psk: &Path,
-    mode: &str,
-) -> (PathBuf, PathBuf) {
-    let socket = dir.join("ctl.sock");
-    let cfg = format!(
-        r#"
-[node]
-id = "{id}"
-role = "{role}"
-mode = "{mode}"
-peers = ["{peer}"]
-control_socket = "{sock}"
+    mode: BackupMode,
+) -> PairConfigBuilder {
+    let mut c = PairConfigBuilder::new(dir, id, role, priority);
+    c.mode = mode;
+    c.peers = peers.iter().map(|p| p.to_string()).collect();
+    c.key_file = psk.to_path_buf();
+    c.virtual_addresses = vec![format!("{VIP}/24")];
+    c.set("config", Direction::FromPrimary, "1s");
+    c.set("state", Direction::FromOperational, "1s");
+    let d = dir.display();
+    c.operational_hooks = vec![format!(
+        "echo \"$REDUNDANCY_NODE\" > {d}/operational.ran; ls \"$REDUNDANCY_SET_STATE\" > {d}/state.listing"
+    )];
+    c.standby_hooks = vec![format!("echo standby >> {d}/standby.ran")];
+    c
+}
 
-[[vrrp.instances]]
-name = "pbx"
-interface = "eth0"
-vrid = 51
-priority = {priority}
-version = 3
-interval = "100ms"
-virtual_addresses = ["{VIP}/24"]
-
-[sync]
-key_file = "{psk}"
-listen = "0.0.0.0:8730"
-
-[[sync.sets]]
-name = "config"
-root = "{dir}/config"
-interval = "1s"
-direction = "from_primary"
-
-[[sync.sets]]
-name = "state"
-root = "{dir}/state"
-interval = "1s"
-direction = "from_operational"
-
-[hooks]
-operational = ["echo \"$REDUNDANCY_NODE\" > {dir}/operational.ran; ls \"$REDUNDANCY_SET_STATE\" > {dir}/state.listing"]
-standby = ["echo standby >> {dir}/standby.ran"]
-timeout = "5s"
-"#,
-        sock = socket.display(),
-        psk = psk.display(),
-        dir = dir.display(),
-    );
-    let path = dir.join("pair.toml");
-    std::fs::write(&path, cfg).expect("write config");
-    (path, socket)
+fn make_node(
+    m: &Member,
+    mut cfg: PairConfigBuilder,
+    tweak: &dyn Fn(&mut PairConfigBuilder),
+) -> Node {
+    tweak(&mut cfg);
+    let config = cfg.write().expect("write config");
+    Node {
+        member: m.clone(),
+        socket: cfg.control_socket(),
+        dir: cfg.dir.clone(),
+        cfg,
+        config,
+        process: None,
+    }
 }
 
 fn rig(tag: &str, b_role: &str, b_mode: &str) -> Option<Rig> {
+    rig_with(tag, b_role, b_mode, false, &|_| {})
+}
+
+/// `three`: a third node c (secondary, priority 50) and every node lists both others as
+/// peers. `tweak` changes every node's configuration before it is written.
+fn rig_with(
+    tag: &str,
+    b_role: &str,
+    b_mode: &str,
+    three: bool,
+    tweak: &dyn Fn(&mut PairConfigBuilder),
+) -> Option<Rig> {
     if netlab::require_root(&[]) {
         return None;
     }
     let mut lab = Lab::new(tag).expect("lab");
     let ma = lab.add_member("a", &["10.99.0.1/24"]).expect("member a");
     let mb = lab.add_member("b", &["10.99.0.2/24"]).expect("member b");
+    let mc = three.then(|| lab.add_member("n3", &["10.99.0.3/24"]).expect("member c"));
     let client = lab.add_member("c", &["10.99.0.10/24"]).expect("client");
     let root = lab.dir().to_path_buf();
     let psk = root.join("psk");
     std::fs::write(&psk, "a pre-shared key of the pair, test only\n").expect("psk");
-    let mk = |m: &Member, id: &str, role: &str, prio: u8, peer: &str, mode: &str| {
-        let dir = root.join(id);
-        std::fs::create_dir_all(&dir).expect("dir");
-        let (config, socket) = write_config(&dir, id, role, prio, peer, &psk, mode);
-        Node {
-            member: m.clone(),
-            dir,
-            config,
-            socket,
-            process: None,
+    let role = |r: &str| {
+        if r == "primary" {
+            Role::Primary
+        } else {
+            Role::Secondary
         }
     };
-    let a = mk(&ma, "node-a", "primary", 200, "10.99.0.2", "active");
-    let b = mk(&mb, "node-b", b_role, 100, "10.99.0.1", b_mode);
+    let mode = |m: &str| {
+        if m == "passive" {
+            BackupMode::Passive
+        } else {
+            BackupMode::Active
+        }
+    };
+    let (pa, pb, pc): (&[&str], &[&str], &[&str]) = if three {
+        (
+            &["10.99.0.2", "10.99.0.3"],
+            &["10.99.0.1", "10.99.0.3"],
+            &["10.99.0.1", "10.99.0.2"],
+        )
+    } else {
+        (&["10.99.0.2"], &["10.99.0.1"], &[])
+    };
+    let a = make_node(
+        &ma,
+        node_config(
+            &root.join("node-a"),
+            "node-a",
+            Role::Primary,
+            200,
+            pa,
+            &psk,
+            BackupMode::Active,
+        ),
+        tweak,
+    );
+    let b = make_node(
+        &mb,
+        node_config(
+            &root.join("node-b"),
+            "node-b",
+            role(b_role),
+            100,
+            pb,
+            &psk,
+            mode(b_mode),
+        ),
+        tweak,
+    );
+    let c = mc.map(|m| {
+        make_node(
+            &m,
+            node_config(
+                &root.join("node-c"),
+                "node-c",
+                Role::Secondary,
+                50,
+                pc,
+                &psk,
+                BackupMode::Active,
+            ),
+            tweak,
+        )
+    });
     // Seed data on the primary: plain directories as ROOT/current.
     for set in ["config", "state"] {
         std::fs::create_dir_all(a.data(set)).expect("seed dir");
@@ -185,18 +251,27 @@ fn rig(tag: &str, b_role: &str, b_mode: &str) -> Option<Rig> {
         lab,
         a,
         b,
+        c,
         client,
         psk,
     })
 }
 
 impl Rig {
+    fn node(&self, which: char) -> &Node {
+        match which {
+            'a' => &self.a,
+            'b' => &self.b,
+            _ => self.c.as_ref().expect("a third node"),
+        }
+    }
+
     fn start(&mut self, which: char) {
         let lab = &self.lab;
-        let n = if which == 'a' {
-            &mut self.a
-        } else {
-            &mut self.b
+        let n = match which {
+            'a' => &mut self.a,
+            'b' => &mut self.b,
+            _ => self.c.as_mut().expect("a third node"),
         };
         let cfg = n.config.display().to_string();
         let p = lab
@@ -207,7 +282,7 @@ impl Rig {
             )
             .expect("start daemon");
         n.process = Some(p);
-        let n = if which == 'a' { &self.a } else { &self.b };
+        let n = self.node(which);
         assert!(
             wait_for("control socket", Duration::from_secs(20), || n
                 .status()
@@ -251,9 +326,13 @@ impl Rig {
     }
 
     fn in_sync(&self) -> bool {
-        let ga = Self::gens(&self.a);
-        let gb = Self::gens(&self.b);
-        ga.iter().all(Option::is_some) && ga == gb
+        Self::synced(&self.a, &self.b)
+    }
+
+    fn synced(x: &Node, y: &Node) -> bool {
+        let gx = Self::gens(x);
+        let gy = Self::gens(y);
+        gx.iter().all(Option::is_some) && gx == gy
     }
 
     fn has_vip(&self, n: &Node) -> bool {
@@ -505,4 +584,383 @@ fn pair_both_primary_is_reported_and_status_json_has_every_field() {
     // The text form names the conflict too.
     let (ok, text) = r.a.ctl(&["status"]);
     assert!(ok && text.contains("ERROR: both nodes claim"), "{text}");
+}
+
+/// Skew_Time of the standby (priority 100, 100 ms adverts): (256 - 100) * 100 ms / 256
+/// (RFC 5798 section 6.1).
+const SKEW_B: Duration = Duration::from_micros(60_938);
+
+#[test]
+fn pair_sigterm_of_master_hands_over_gracefully_and_loses_nothing() {
+    let Some(mut r) = rig("pairterm", "secondary", "active") else {
+        return;
+    };
+    r.start_both_synced();
+    // Written on the master just before the SIGTERM: no interval round has pulled it yet.
+    std::fs::write(r.a.data("state").join("last-word"), vec![9u8; 300_000]).unwrap();
+    let mon_a = r.lab.monitor_addresses(&r.a.member).unwrap();
+    let mon_b = r.lab.monitor_addresses(&r.b.member).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    r.a.process.as_ref().unwrap().signal(libc::SIGTERM).unwrap();
+    let added = mon_b
+        .wait_for_address(VIP, true, t0, Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("VIP never on b\na: {}\nb: {}", r.a.log(), r.b.log()));
+    let deleted = mon_a
+        .wait_for_address(VIP, false, t0, Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("VIP never left a\na: {}", r.a.log()));
+    let handover = added.at.saturating_duration_since(t0);
+    // Time without the address anywhere: from the master's release to the standby's add
+    // (zero when the standby added it first: it takes over before the master releases).
+    let outage = added.at.saturating_duration_since(deleted.at);
+    eprintln!(
+        "SIGTERM handover: VIP on the standby {:.1} ms after SIGTERM (pull included), \
+         released by the master {:.1} ms after SIGTERM, outage {:.1} ms",
+        handover.as_secs_f64() * 1e3,
+        deleted.at.saturating_duration_since(t0).as_secs_f64() * 1e3,
+        outage.as_secs_f64() * 1e3
+    );
+    // A wide margin over Skew_Time for a loaded 2-core machine.
+    assert!(
+        outage < SKEW_B + Duration::from_millis(500),
+        "outage {outage:?}"
+    );
+    let status =
+        r.a.process
+            .as_mut()
+            .unwrap()
+            .wait_timeout(Duration::from_secs(15));
+    assert!(
+        status.as_ref().is_ok_and(|s| s.success()),
+        "{status:?}\n{}",
+        r.a.log()
+    );
+    // Nothing lost: the file written just before is on the new master.
+    assert_eq!(
+        std::fs::read(r.b.data("state").join("last-word")).unwrap(),
+        vec![9u8; 300_000]
+    );
+    // The standby pulled first, then took over; the master handed over before stopping.
+    let (la, lb) = (r.a.log(), r.b.log());
+    let pulled = lb.find("swap: holding").unwrap_or_else(|| panic!("{lb}"));
+    let operational = lb
+        .find("node node-b: standby -> operational")
+        .unwrap_or_else(|| panic!("{lb}"));
+    assert!(pulled < operational, "{lb}");
+    let handing = la
+        .find("graceful shutdown: handing over to node-b")
+        .unwrap_or_else(|| panic!("{la}"));
+    let stopped = la
+        .find("node node-a stopped")
+        .unwrap_or_else(|| panic!("{la}"));
+    assert!(handing < stopped, "{la}");
+    assert_eq!(r.b.state(), "operational");
+    assert!(!r.has_vip(&r.a));
+}
+
+const ADMIN_SERVER: &str = r#"
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.99.0.2", 8765))
+s.listen(8)
+print("listening", flush=True)
+while True:
+    c, _ = s.accept()
+    line = c.recv(100)
+    c.sendall(b"admin of node-b, you said " + line)
+    c.close()
+"#;
+
+const ADMIN_CLIENT: &str = r#"
+import socket, sys
+s = socket.create_connection(("10.99.0.100", 8765), timeout=15)
+s.sendall(b"hello\n")
+data = b""
+while True:
+    d = s.recv(4096)
+    if not d:
+        break
+    data += d
+sys.stdout.write("answer:" + data.decode())
+"#;
+
+#[test]
+fn pair_admin_forward_reaches_the_standby_and_closes_when_it_is_gone() {
+    if netlab::require_root(&["python3"]) {
+        return;
+    }
+    let Some(mut r) = rig_with("pairadm", "secondary", "active", false, &|c| {
+        let other = if c.id == "node-a" {
+            "10.99.0.2:8765"
+        } else {
+            "10.99.0.1:8765"
+        };
+        c.admin_forward = Some((8765, other.into()));
+    }) else {
+        return;
+    };
+    r.start_both_synced();
+    let mut server = r
+        .lab
+        .spawn(&r.b.member, &["python3", "-u", "-c", ADMIN_SERVER])
+        .unwrap();
+    server
+        .wait_for_output("listening", Duration::from_secs(10))
+        .unwrap();
+    let s = r.a.status().unwrap();
+    assert_eq!(s["admin_forward"]["listening"], true, "{s:#}");
+    assert_eq!(s["admin_forward"]["standby_address"], "10.99.0.2:8765");
+    assert_eq!(r.b.status().unwrap()["admin_forward"]["listening"], false);
+    // The client reaches the standby's admin service through the virtual address.
+    let out = r
+        .lab
+        .run(&r.client, &["python3", "-c", ADMIN_CLIENT])
+        .unwrap_or_else(|e| panic!("{e}\na: {}", r.a.log()));
+    assert_eq!(out.trim_end(), "answer:admin of node-b, you said hello");
+    // The standby's admin service gone: the connection is closed at once, no byte sent,
+    // and the master says why.
+    server.signal(libc::SIGKILL).unwrap();
+    let _ = server.wait_timeout(Duration::from_secs(5));
+    let t = Instant::now();
+    let out = r
+        .lab
+        .run(&r.client, &["python3", "-c", ADMIN_CLIENT])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.trim_end(), "answer:");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(
+        wait_for("refusal logged", Duration::from_secs(5), || r
+            .a
+            .log()
+            .contains("standby unreachable")),
+        "{}",
+        r.a.log()
+    );
+    // The standby node cut off altogether: closed after the connect timeout, not left open.
+    r.lab.set_port(&r.b.member, false).unwrap();
+    let t = Instant::now();
+    let out = r
+        .lab
+        .run(&r.client, &["python3", "-c", ADMIN_CLIENT])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.trim_end(), "answer:");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+}
+
+#[test]
+fn pair_sighup_reloads_what_it_can_and_reports_the_rest() {
+    let Some(mut r) = rig("pairhup", "secondary", "active") else {
+        return;
+    };
+    r.start_both_synced();
+    // "last advertisement seen" is the receive time of the last advert: it advances with
+    // every advert (100 ms) and is never older than a few intervals on a live pair.
+    let seen = |n: &Node| n.status().unwrap()["instances"][0]["last_advert_seen"].as_f64();
+    let first = seen(&r.b).expect("b has seen adverts");
+    std::thread::sleep(Duration::from_millis(400));
+    let second = seen(&r.b).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(second > first, "{first} {second}");
+    assert!(now - second < 1.0, "last advert {:.3} s old", now - second);
+
+    let sighup = |n: &Node| n.process.as_ref().unwrap().signal(libc::SIGHUP).unwrap();
+    // Change a sync interval, a hook and the priority; SIGHUP.
+    let hook = "echo reloaded >> /dev/null";
+    {
+        let c = &mut r.b.cfg;
+        c.sets[1].interval = "3s".into();
+        c.standby_hooks.push(hook.into());
+        c.priority = 120;
+        c.write().unwrap();
+    }
+    sighup(&r.b);
+    let mut s = Value::Null;
+    assert!(
+        wait_for("reload in status", Duration::from_secs(10), || {
+            s = r.b.status().unwrap_or(Value::Null);
+            s["reload"]["ok"] == true
+        }),
+        "{s:#}\n{}",
+        r.b.log()
+    );
+    assert_eq!(r.b.set_status("state")["interval"], 3.0, "{s:#}");
+    assert_eq!(r.b.set_status("config")["interval"], 1.0);
+    let standby_hooks: Vec<&str> = s["hook_commands"]["standby"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(standby_hooks.contains(&hook), "{s:#}");
+    let applied = s["reload"]["applied"].to_string();
+    assert!(
+        applied.contains("sync.sets[1].interval") && applied.contains("hooks"),
+        "{applied}"
+    );
+    // The priority cannot change under a running router: reported, and the old one stays.
+    assert_eq!(
+        s["reload"]["restart_needed"],
+        serde_json::json!(["vrrp.instances[0].priority"])
+    );
+    assert_eq!(s["instances"][0]["priority"], 100);
+    assert!(
+        r.b.log()
+            .contains("NOT applied until a restart: [vrrp.instances[0].priority]"),
+        "{}",
+        r.b.log()
+    );
+    let (ok, text) = r.b.ctl(&["status"]);
+    assert!(
+        ok && text.contains("NOT applied, restart needed: [vrrp.instances[0].priority]"),
+        "{text}"
+    );
+    // The new interval is in force: over 6.5 s, rounds every 3 s (not every 1 s).
+    let mut syncs = Vec::new();
+    let end = Instant::now() + Duration::from_millis(6500);
+    while Instant::now() < end {
+        if let Some(t) = r.b.set_status("state")["last_sync"].as_f64() {
+            if syncs.last() != Some(&t) {
+                syncs.push(t);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        (2..=4).contains(&syncs.len()),
+        "rounds at {syncs:?} ({})",
+        r.b.log()
+    );
+    // An invalid file: refused with a clear error, the old configuration keeps running.
+    let good = std::fs::read_to_string(&r.b.config).unwrap();
+    std::fs::write(
+        &r.b.config,
+        good.replace("priority = 120", "priority = 999"),
+    )
+    .unwrap();
+    sighup(&r.b);
+    assert!(
+        wait_for("refusal in status", Duration::from_secs(10), || {
+            s = r.b.status().unwrap_or(Value::Null);
+            s["reload"]["ok"] == false
+        }),
+        "{s:#}"
+    );
+    let err = s["reload"]["error"].as_str().unwrap_or("");
+    assert!(
+        err.contains("pair.toml: vrrp.instances[0].priority: 999 is out of range 1..=255"),
+        "{err}"
+    );
+    assert!(r
+        .b
+        .log()
+        .contains("reload refused, the old configuration stays in force"));
+    assert_eq!(s["state"], "standby");
+    assert_eq!(r.b.set_status("state")["interval"], 3.0);
+    let (ok, text) = r.b.ctl(&["status"]);
+    assert!(
+        ok && text.contains("REFUSED, old configuration kept"),
+        "{text}"
+    );
+    assert!(r.b.process.as_mut().unwrap().is_running());
+}
+
+#[test]
+fn pair_one_master_two_standbys() {
+    let Some(mut r) = rig_with("pair1n", "secondary", "active", true, &|_| {}) else {
+        return;
+    };
+    r.start('a');
+    assert!(wait_for("a operational", Duration::from_secs(15), || r
+        .a
+        .state()
+        == "operational"));
+    r.start('b');
+    r.start('c');
+    let c = r.node('c');
+    assert!(
+        wait_for("both standbys synced", Duration::from_secs(40), || {
+            Rig::synced(&r.a, &r.b) && Rig::synced(&r.a, c)
+        }),
+        "b: {}\nc: {}",
+        r.b.log(),
+        c.log()
+    );
+    // The master lists both standbys, with mode and in-sync.
+    let mut s = Value::Null;
+    assert!(
+        wait_for(
+            "both standbys in sync on the master",
+            Duration::from_secs(10),
+            || {
+                s = r.a.status().unwrap_or(Value::Null);
+                let list = s["standbys"].as_array().cloned().unwrap_or_default();
+                list.len() == 2
+                    && list
+                        .iter()
+                        .all(|x| x["in_sync"] == true && x["mode"] == "active" && x["up"] == true)
+            }
+        ),
+        "{s:#}"
+    );
+    let ids: Vec<&str> = s["standbys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x["node_id"].as_str())
+        .collect();
+    assert_eq!(ids, ["node-b", "node-c"]);
+    let (ok, text) = r.a.ctl(&["status"]);
+    assert!(
+        ok && text.contains("backup node-b is UP (Active mode), in sync")
+            && text.contains("backup node-c is UP (Active mode), in sync"),
+        "{text}"
+    );
+    // Master lost: exactly one standby (the higher priority, b) takes over ...
+    let mon_b = r.lab.monitor_addresses(&r.b.member).unwrap();
+    let cut = Instant::now();
+    r.lab.set_port(&r.a.member, false).unwrap();
+    let ev = mon_b
+        .wait_for_address(VIP, true, cut, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("b did not take over\n{}", r.b.log()));
+    eprintln!(
+        "1:N takeover after the master's port went down: {:?}",
+        ev.at.saturating_duration_since(cut)
+    );
+    let c = r.node('c');
+    // ... and the other pulls from it.
+    assert!(
+        wait_for("c pulls state from b", Duration::from_secs(15), || {
+            c.set_status("state")["source"] == "10.99.0.2:8730"
+        }),
+        "{:#}\n{}",
+        c.set_status("state"),
+        c.log()
+    );
+    std::fs::write(r.b.data("state").join("after-loss"), "b wrote this\n").unwrap();
+    assert!(
+        wait_for("c got b's change", Duration::from_secs(15), || {
+            std::fs::read_to_string(c.data("state").join("after-loss"))
+                .is_ok_and(|t| t == "b wrote this\n")
+        }),
+        "{}",
+        c.log()
+    );
+    // Still exactly one operational node among the survivors.
+    assert_eq!(r.b.state(), "operational");
+    assert_eq!(c.state(), "standby");
+    assert!(r.has_vip(&r.b) && !r.has_vip(c));
+    assert!(!c.log().contains("standby -> operational"), "{}", c.log());
+    // The new master lists c as its standby.
+    assert!(wait_for("b lists c", Duration::from_secs(10), || {
+        r.b.status().is_some_and(|s| {
+            s["standbys"].as_array().is_some_and(|l| {
+                l.iter()
+                    .any(|x| x["node_id"] == "node-c" && x["up"] == true)
+            })
+        })
+    }));
 }

@@ -35,6 +35,9 @@ pub struct InstanceInfo {
     pub addresses: Vec<String>,
     /// Router state name.
     pub state: String,
+    /// Effective priority (absent from older senders: 0).
+    #[serde(default)]
+    pub priority: u8,
 }
 
 /// A command carried by a heartbeat (sent a few times; `seq` de-duplicates).
@@ -186,6 +189,7 @@ mod tests {
                 interval_ms: 1000,
                 addresses: vec!["10.99.0.100/24".into()],
                 state: "backup".into(),
+                priority: 100,
             }],
             serving: BTreeMap::new(),
             holding: BTreeMap::new(),

@@ -8,12 +8,14 @@
 //! * [`heartbeat`]: the authenticated UDP messages the two nodes exchange.
 //! * [`control`]: the Unix control socket (JSON), client and server.
 //! * [`status`]: the status report.
+//! * [`lab`]: the configuration builder of the demo and the namespace tests.
 //! * [`run_foreground`]: what `redundancy-cli run` does.
 #![warn(missing_docs)]
 
 pub mod config;
 pub mod control;
 pub mod heartbeat;
+pub mod lab;
 pub mod status;
 pub mod supervisor;
 
@@ -52,7 +54,10 @@ pub fn run_foreground(config_path: &Path) -> Result<(), RunError> {
             match sig {
                 SIGHUP => match Config::load(config_path) {
                     Ok(c) => sup.reload(c),
-                    Err(e) => log::error!("reload refused: {e}"),
+                    Err(e) => {
+                        log::error!("reload refused, the old configuration stays in force: {e}");
+                        sup.reload_failed(config_path, e.to_string());
+                    }
                 },
                 _ => {
                     log::info!("signal {sig}: stopping gracefully");

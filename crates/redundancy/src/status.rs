@@ -57,7 +57,8 @@ pub struct InstanceStatus {
     pub virtual_addresses: Vec<String>,
     /// Advertisements accepted so far.
     pub adverts_received: u64,
-    /// When the last accepted advertisement was noticed (to the status refresh, ~0.2 s).
+    /// When the VRRP runtime read the last advertisement its router accepted (the receive
+    /// time itself, from the runtime's snapshot).
     pub last_advert_seen: Option<f64>,
 }
 
@@ -93,6 +94,8 @@ pub struct SetStatus {
     pub serving: bool,
     /// Whether this node pulls it now.
     pub pulling: bool,
+    /// The configured pull interval, seconds.
+    pub interval: f64,
     /// Where it is pulled from (when pulling).
     pub source: Option<String>,
     /// The generation current in this node's store (hex), if any.
@@ -137,6 +140,47 @@ pub struct HookStatus {
     pub at: f64,
 }
 
+/// The hook commands in force (after reloads).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HookCommands {
+    /// Run on becoming operational.
+    pub operational: Vec<String>,
+    /// Run on becoming standby.
+    pub standby: Vec<String>,
+    /// Run on fault.
+    pub fault: Vec<String>,
+    /// Time limit of one command, seconds.
+    pub timeout: f64,
+}
+
+/// The admin port forward (configured on every node; it listens only while operational).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdminForwardStatus {
+    /// The TCP port the master listens on.
+    pub listen_port: u16,
+    /// The standby's admin address.
+    pub standby_address: String,
+    /// Whether this node listens now.
+    pub listening: bool,
+}
+
+/// The outcome of the last configuration reload.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReloadStatus {
+    /// When it happened.
+    pub at: f64,
+    /// The file read.
+    pub file: String,
+    /// Whether the file was valid (if not, the old configuration stays in force).
+    pub ok: bool,
+    /// Keys applied live, e.g. `sync.sets[1].interval`, `hooks`.
+    pub applied: Vec<String>,
+    /// Keys changed in the file that need a restart to take effect (still the old values).
+    pub restart_needed: Vec<String>,
+    /// Why the file was refused.
+    pub error: Option<String>,
+}
+
 /// The whole report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Status {
@@ -160,6 +204,14 @@ pub struct Status {
     pub standbys: Vec<StandbyStatus>,
     /// Recent hook runs (newest last).
     pub hooks: Vec<HookStatus>,
+    /// The hook commands in force.
+    pub hook_commands: HookCommands,
+    /// The admin port forward in force, if configured.
+    pub admin_forward: Option<AdminForwardStatus>,
+    /// The configuration file in force.
+    pub config_file: String,
+    /// The outcome of the last reload (SIGHUP), if any.
+    pub reload: Option<ReloadStatus>,
     /// Configuration conflicts with peers (both primary, VRID / interval / address mismatch).
     pub errors: Vec<String>,
 }
@@ -244,6 +296,31 @@ impl Status {
                     .map_or(String::new(), |e| format!(", last error: {e}"))
             );
         }
+        if let Some(r) = &self.reload {
+            if r.ok {
+                let _ = writeln!(
+                    s,
+                    "  reload {}: applied [{}]{}",
+                    ago(Some(r.at), now),
+                    r.applied.join(", "),
+                    if r.restart_needed.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; NOT applied, restart needed: [{}]",
+                            r.restart_needed.join(", ")
+                        )
+                    }
+                );
+            } else {
+                let _ = writeln!(
+                    s,
+                    "  reload {} REFUSED, old configuration kept: {}",
+                    ago(Some(r.at), now),
+                    r.error.as_deref().unwrap_or("?")
+                );
+            }
+        }
         for e in &self.errors {
             let _ = writeln!(s, "  ERROR: {e}");
         }
@@ -278,6 +355,7 @@ mod tests {
                 direction: Direction::FromPrimary,
                 serving: true,
                 pulling: false,
+                interval: 1.0,
                 source: None,
                 generation: Some("ab".repeat(32)),
                 last_sync: None,
@@ -293,6 +371,17 @@ mod tests {
                 up: true,
             }],
             hooks: vec![],
+            hook_commands: HookCommands::default(),
+            admin_forward: None,
+            config_file: "pair.toml".into(),
+            reload: Some(ReloadStatus {
+                at: unix_time(SystemTime::now()),
+                file: "pair.toml".into(),
+                ok: true,
+                applied: vec!["hooks".into()],
+                restart_needed: vec!["vrrp.instances[0].priority".into()],
+                error: None,
+            }),
             errors: vec!["both nodes claim the primary role".into()],
         }
     }
@@ -309,6 +398,12 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("generation abababababab,"), "{t}");
+        assert!(
+            t.contains(
+                "applied [hooks]; NOT applied, restart needed: [vrrp.instances[0].priority]"
+            ),
+            "{t}"
+        );
     }
 
     #[test]

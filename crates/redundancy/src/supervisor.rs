@@ -57,7 +57,8 @@ use crate::config::{BackupMode, Config, Direction, Role, SyncSet};
 use crate::control::{ControlError, ControlServer, Incoming, Request, Response};
 use crate::heartbeat::{self, Beat, InstanceInfo, PeerCommand};
 use crate::status::{
-    unix_time, HookStatus, InstanceStatus, NodeState, PeerStatus, SetStatus, StandbyStatus, Status,
+    unix_time, AdminForwardStatus, HookCommands, HookStatus, InstanceStatus, NodeState, PeerStatus,
+    ReloadStatus, SetStatus, StandbyStatus, Status,
 };
 
 /// Heartbeat period.
@@ -100,6 +101,7 @@ pub enum SupervisorError {
 enum Msg {
     Shutdown,
     Reload(Box<Config>),
+    ReloadFailed { file: String, error: String },
 }
 
 /// A running supervisor.
@@ -168,7 +170,6 @@ impl Supervisor {
             mode,
             state: NodeState::Starting,
             instance_states: vec![State::Initialize; n],
-            adverts: vec![(0, None); n],
             udp,
             peers: BTreeMap::new(),
             server: None,
@@ -187,6 +188,7 @@ impl Supervisor {
             serving_gens: BTreeMap::new(),
             serving_checked: None,
             stopping: None,
+            reload: None,
         };
         let thread = std::thread::Builder::new()
             .name("supervisor".into())
@@ -212,10 +214,20 @@ impl Supervisor {
         }
     }
 
-    /// Applies a new configuration where possible (hooks, sync intervals and excludes); other
-    /// changes are logged as needing a restart.
+    /// Applies a new configuration where possible (hooks, peers, admin forward, backup mode,
+    /// sync intervals and excludes); other changes are logged and shown in `status` as needing
+    /// a restart, and keep their old values.
     pub fn reload(&self, cfg: Config) {
         let _ = self.tx.send(Msg::Reload(Box::new(cfg)));
+    }
+
+    /// Records a reload that was refused (the file did not load): the old configuration stays
+    /// in force, and `status` shows the error.
+    pub fn reload_failed(&self, file: &Path, error: String) {
+        let _ = self.tx.send(Msg::ReloadFailed {
+            file: file.display().to_string(),
+            error,
+        });
     }
 
     /// Whether the supervisor thread has ended.
@@ -287,6 +299,8 @@ enum PullReq {
 }
 
 struct PullerHandle {
+    /// The set as configured; a reload may change its interval and excludes.
+    set: Arc<Mutex<SyncSet>>,
     plan: Arc<Mutex<Plan>>,
     rt: Arc<Mutex<SetRuntime>>,
     tx: Sender<PullReq>,
@@ -298,11 +312,14 @@ impl PullerHandle {
         let plan = Arc::new(Mutex::new(Plan::default()));
         let rt = Arc::new(Mutex::new(SetRuntime::default()));
         let (tx, rx) = unbounded();
-        let (p2, r2, s2) = (Arc::clone(&plan), Arc::clone(&rt), set.clone());
+        let name = format!("pull-{}", set.name);
+        let set = Arc::new(Mutex::new(set));
+        let (p2, r2, s2) = (Arc::clone(&plan), Arc::clone(&rt), Arc::clone(&set));
         let thread = std::thread::Builder::new()
-            .name(format!("pull-{}", set.name))
+            .name(name)
             .spawn(move || puller_loop(&s2, &key, &node_id, &p2, &r2, &rx))?;
         Ok(PullerHandle {
+            set,
             plan,
             rt,
             tx,
@@ -328,7 +345,7 @@ fn holding_generation(root: &Path) -> Option<String> {
 }
 
 fn puller_loop(
-    set: &SyncSet,
+    shared_set: &Mutex<SyncSet>,
     key: &Key,
     node_id: &str,
     plan: &Mutex<Plan>,
@@ -344,6 +361,8 @@ fn puller_loop(
             Ok(PullReq::Now(r)) => Some(r),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
         };
+        let set = shared_set.lock().clone();
+        let set = &set;
         next = Instant::now() + set.interval;
         let p = plan.lock().clone();
         let (Some(source), Some(mode)) = (p.source, p.mode) else {
@@ -475,13 +494,20 @@ impl Drop for AdminForward {
 }
 
 fn forward(client: TcpStream, to: SocketAddr) {
-    let upstream = match TcpStream::connect_timeout(&to, Duration::from_secs(5)) {
+    let from = client
+        .peer_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string());
+    let upstream = match TcpStream::connect_timeout(&to, Duration::from_secs(3)) {
         Ok(s) => s,
         Err(e) => {
-            log::warn!("admin forward: connecting to {to}: {e}");
+            // Closing the accepted connection at once tells the client the standby is not
+            // there (it reads end-of-stream before any byte) rather than leaving it hanging.
+            log::warn!("admin forward: {from} -> {to}: standby unreachable ({e}); closing");
+            let _ = client.shutdown(std::net::Shutdown::Both);
             return;
         }
     };
+    log::info!("admin forward: {from} -> {to} connected");
     let (Ok(mut c2), Ok(mut u2)) = (client.try_clone(), upstream.try_clone()) else {
         return;
     };
@@ -605,7 +631,6 @@ struct Sup {
     mode: BackupMode,
     state: NodeState,
     instance_states: Vec<State>,
-    adverts: Vec<(u64, Option<SystemTime>)>,
     udp: UdpSocket,
     peers: BTreeMap<String, PeerInfo>,
     server: Option<(ServerHandle, Vec<String>)>,
@@ -622,6 +647,7 @@ struct Sup {
     serving_gens: BTreeMap<String, String>,
     serving_checked: Option<Instant>,
     stopping: Option<Instant>,
+    reload: Option<ReloadStatus>,
 }
 
 impl Sup {
@@ -650,6 +676,16 @@ impl Sup {
                 recv(rx) -> m => match m {
                     Ok(Msg::Shutdown) | Err(_) => self.begin_shutdown(),
                     Ok(Msg::Reload(c)) => self.reload(*c),
+                    Ok(Msg::ReloadFailed { file, error }) => {
+                        self.reload = Some(ReloadStatus {
+                            at: unix_time(SystemTime::now()),
+                            file,
+                            ok: false,
+                            applied: Vec::new(),
+                            restart_needed: Vec::new(),
+                            error: Some(error),
+                        });
+                    }
                 },
                 recv(ctl) -> m => if let Ok(inc) = m { self.control(inc) },
                 recv(events) -> e => match e {
@@ -671,7 +707,7 @@ impl Sup {
                 last_beat = Instant::now();
                 self.send_beats();
             }
-            self.refresh_adverts();
+            self.check_peers();
             self.check_pending();
             if let Some(since) = self.stopping {
                 let handing_over = matches!(self.pending, Some(Swap::AsMaster { .. }));
@@ -715,36 +751,72 @@ impl Sup {
     }
 
     fn reload(&mut self, new: Config) {
-        let mut restart_needed = Vec::new();
-        if new.instances != self.cfg.instances {
-            restart_needed.push("vrrp");
-        }
-        if new.node_id != self.cfg.node_id || new.role != self.cfg.role {
-            restart_needed.push("node");
-        }
-        if new.sets.iter().map(|s| (&s.name, &s.root)).ne(self
+        let (applied, restart_needed) = reload_plan(&self.cfg, &new);
+        // Live: hooks, peers, admin forward, mode, and each set's interval and excludes.
+        let excludes_changed = self
             .cfg
             .sets
             .iter()
-            .map(|s| (&s.name, &s.root)))
-            || new.sync_listen != self.cfg.sync_listen
-            || new.key_file != self.cfg.key_file
+            .zip(&new.sets)
+            .any(|(o, n)| o.name == n.name && o.excludes != n.excludes);
+        for (old, (set, p)) in self
+            .cfg
+            .sets
+            .iter_mut()
+            .zip(new.sets.iter().zip(&self.pullers))
         {
-            restart_needed.push("sync");
+            if old.name != set.name {
+                continue;
+            }
+            if old.interval != set.interval || old.excludes != set.excludes {
+                old.interval = set.interval;
+                old.excludes = set.excludes.clone();
+                *p.set.lock() = old.clone();
+                // Start the new interval now rather than after the old one.
+                let (tx, _rx) = bounded(1);
+                let _ = p.tx.send(PullReq::Now(tx));
+            }
         }
+        let admin_changed = self.cfg.admin_forward != new.admin_forward;
         self.cfg.hooks = new.hooks;
         self.cfg.admin_forward = new.admin_forward;
         self.cfg.peers = new.peers;
+        if new.mode != self.cfg.mode {
+            self.cfg.mode = new.mode;
+            self.set_mode(new.mode);
+        }
+        self.cfg.file = new.file.clone();
         if restart_needed.is_empty() {
-            log::info!("configuration reloaded from {}", new.file);
+            log::info!(
+                "configuration reloaded from {}: applied [{}]",
+                new.file,
+                applied.join(", ")
+            );
         } else {
             log::warn!(
-                "configuration reloaded from {} (hooks, peers, admin forward); changes to {} need a restart",
+                "configuration reloaded from {}: applied [{}]; NOT applied until a restart: [{}]",
                 new.file,
+                applied.join(", "),
                 restart_needed.join(", ")
             );
         }
-        self.admin = None;
+        self.reload = Some(ReloadStatus {
+            at: unix_time(SystemTime::now()),
+            file: new.file,
+            ok: true,
+            applied,
+            restart_needed,
+            error: None,
+        });
+        if admin_changed {
+            self.admin = None;
+        }
+        if excludes_changed {
+            // The server takes its excludes when it starts.
+            if let Some((h, _)) = self.server.take() {
+                h.stop();
+            }
+        }
         self.apply_plan();
     }
 
@@ -982,11 +1054,14 @@ impl Sup {
     // --- heartbeat ---
 
     fn my_instances(&self) -> Vec<InstanceInfo> {
+        let st = self.node.status();
         self.cfg
             .instances
             .iter()
             .zip(&self.instance_states)
-            .map(|(i, s)| InstanceInfo {
+            .enumerate()
+            .map(|(k, (i, s))| InstanceInfo {
+                priority: st.instances.get(k).map_or(i.priority, |r| r.priority),
                 name: i.name.clone(),
                 vrid: i.vrid,
                 interval_ms: i.interval.as_millis() as u64,
@@ -1165,15 +1240,7 @@ impl Sup {
         }
     }
 
-    fn refresh_adverts(&mut self) {
-        let st = self.node.status();
-        for (i, s) in st.instances.iter().enumerate() {
-            if let Some(a) = self.adverts.get_mut(i) {
-                if s.adverts_received != a.0 {
-                    *a = (s.adverts_received, Some(SystemTime::now()));
-                }
-            }
-        }
+    fn check_peers(&mut self) {
         // Peers that went silent change who we pull from.
         let lost: Vec<String> = self
             .peers
@@ -1202,18 +1269,7 @@ impl Sup {
                 status: Some(self.status()),
             },
             Request::Mode { mode } => {
-                let m = match mode {
-                    BackupMode::Active => Mode::Active,
-                    BackupMode::Passive => Mode::Passive,
-                };
-                for i in 0..self.cfg.instances.len() {
-                    self.node.command(NodeCommand::SetMode(i, m));
-                }
-                if mode != self.mode {
-                    log::info!("node {}: mode {} -> {}", self.cfg.node_id, self.mode, mode);
-                }
-                self.mode = mode;
-                self.apply_plan();
+                self.set_mode(mode);
                 Response::ok(format!("mode {mode}"))
             }
             Request::Takeover => {
@@ -1252,17 +1308,34 @@ impl Sup {
         let _ = reply.send(resp);
     }
 
+    fn set_mode(&mut self, mode: BackupMode) {
+        let m = match mode {
+            BackupMode::Active => Mode::Active,
+            BackupMode::Passive => Mode::Passive,
+        };
+        for i in 0..self.cfg.instances.len() {
+            self.node.command(NodeCommand::SetMode(i, m));
+        }
+        if mode != self.mode {
+            log::info!("node {}: mode {} -> {}", self.cfg.node_id, self.mode, mode);
+        }
+        self.mode = mode;
+        self.apply_plan();
+    }
+
     fn pick_standby(&self) -> Option<String> {
         let mut c: Vec<&PeerInfo> = self
             .peers
             .values()
             .filter(|p| p.up() && p.beat.state == NodeState::Standby)
             .collect();
-        // Prefer an active standby (it is in sync), then the highest priority.
+        // Prefer an active standby (it is in sync), then the highest priority (the one VRRP
+        // would elect), then the lowest id for a stable choice.
         c.sort_by_key(|p| {
             (
                 p.beat.mode != BackupMode::Active,
-                std::cmp::Reverse(p.beat.instances.first().map(|i| i.vrid)),
+                std::cmp::Reverse(p.beat.instances.first().map(|i| i.priority)),
+                p.beat.node_id.clone(),
             )
         });
         c.first().map(|p| p.beat.node_id.clone())
@@ -1464,7 +1537,7 @@ impl Sup {
                         .map(|a| a.to_string())
                         .collect(),
                     adverts_received: rs.map_or(0, |r| r.adverts_received),
-                    last_advert_seen: self.adverts.get(i).and_then(|a| a.1).map(unix_time),
+                    last_advert_seen: rs.and_then(|r| r.last_advert).map(wall_time),
                 }
             })
             .collect();
@@ -1499,6 +1572,7 @@ impl Sup {
                     direction: s.direction,
                     serving,
                     pulling: plan.source.is_some() && plan.mode.is_some(),
+                    interval: s.interval.as_secs_f64(),
                     source: plan.source.map(|a| a.to_string()),
                     generation: if serving {
                         self.serving_gens.get(&s.name).cloned()
@@ -1559,9 +1633,116 @@ impl Sup {
             sets,
             standbys,
             hooks: self.hooks.clone(),
+            hook_commands: HookCommands {
+                operational: self.cfg.hooks.operational.clone(),
+                standby: self.cfg.hooks.standby.clone(),
+                fault: self.cfg.hooks.fault.clone(),
+                timeout: self.cfg.hooks.timeout.as_secs_f64(),
+            },
+            admin_forward: self.cfg.admin_forward.as_ref().map(|f| AdminForwardStatus {
+                listen_port: f.listen_port,
+                standby_address: f.standby_address.to_string(),
+                listening: self.admin.is_some(),
+            }),
+            config_file: self.cfg.file.clone(),
+            reload: self.reload.clone(),
             errors: self.errors.values().flatten().cloned().collect(),
         }
     }
+}
+
+/// A monotonic instant as wall-clock seconds since the Unix epoch.
+fn wall_time(at: Instant) -> f64 {
+    let ago = Instant::now().saturating_duration_since(at);
+    unix_time(SystemTime::now()) - ago.as_secs_f64()
+}
+
+/// What a reload from `old` to `new` applies live, and which changed keys need a restart.
+fn reload_plan(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
+    let mut applied = Vec::new();
+    let mut restart = Vec::new();
+    if old.hooks != new.hooks {
+        applied.push("hooks".to_string());
+    }
+    if old.peers != new.peers {
+        applied.push("node.peers".to_string());
+    }
+    if old.admin_forward != new.admin_forward {
+        applied.push("admin_forward".to_string());
+    }
+    if old.mode != new.mode {
+        applied.push("node.mode".to_string());
+    }
+    for (k, (a, b)) in [
+        ("node.id", (&old.node_id, &new.node_id)),
+        ("node.name", (&old.node_name, &new.node_name)),
+    ] {
+        if a != b {
+            restart.push(k.to_string());
+        }
+    }
+    if old.role != new.role {
+        restart.push("node.role".into());
+    }
+    if old.control_socket != new.control_socket {
+        restart.push("node.control_socket".into());
+    }
+    if old.key_file != new.key_file {
+        restart.push("sync.key_file".into());
+    }
+    if old.sync_listen != new.sync_listen {
+        restart.push("sync.listen".into());
+    }
+    if old.instances.len() != new.instances.len() {
+        restart.push("vrrp.instances".into());
+    } else {
+        for (i, (a, b)) in old.instances.iter().zip(&new.instances).enumerate() {
+            let k = |f: &str| format!("vrrp.instances[{i}].{f}");
+            let fields = [
+                ("name", a.name != b.name),
+                ("interface", a.interface != b.interface),
+                ("vrid", a.vrid != b.vrid),
+                ("priority", a.priority != b.priority),
+                ("version", a.version != b.version),
+                ("interval", a.interval != b.interval),
+                (
+                    "virtual_addresses",
+                    a.virtual_addresses != b.virtual_addresses,
+                ),
+                ("preempt", a.preempt != b.preempt),
+                ("preempt_delay", a.preempt_delay != b.preempt_delay),
+                ("auth_pass", a.auth != b.auth),
+                ("v3_checksum", a.v3_checksum != b.v3_checksum),
+                ("unicast_peers", a.unicast_peers != b.unicast_peers),
+            ];
+            restart.extend(fields.iter().filter(|f| f.1).map(|f| k(f.0)));
+        }
+    }
+    if old.sets.len() != new.sets.len() {
+        restart.push("sync.sets".into());
+    } else {
+        for (i, (a, b)) in old.sets.iter().zip(&new.sets).enumerate() {
+            let k = |f: &str| format!("sync.sets[{i}].{f}");
+            if a.name != b.name {
+                // Another set altogether: nothing of it is applied.
+                restart.push(k("name"));
+                continue;
+            }
+            if a.root != b.root {
+                restart.push(k("root"));
+            }
+            if a.direction != b.direction {
+                restart.push(k("direction"));
+            }
+            if a.interval != b.interval {
+                applied.push(k("interval"));
+            }
+            if a.excludes != b.excludes {
+                applied.push(k("excludes"));
+            }
+        }
+    }
+    (applied, restart)
 }
 
 fn state_name(s: State) -> &'static str {
