@@ -529,9 +529,22 @@ fn pair_both_primary_is_reported_and_status_json_has_every_field() {
         "sets",
         "standbys",
         "hooks",
+        "hook_commands",
+        "admin_forward",
+        "config_file",
+        "reload",
         "errors",
     ] {
         assert!(last.get(k).is_some(), "status lacks {k}: {last:#}");
+    }
+    assert!(last["config_file"]
+        .as_str()
+        .is_some_and(|f| f.ends_with("node-a/pair.toml")));
+    for k in ["operational", "standby", "fault", "timeout"] {
+        assert!(
+            last["hook_commands"].get(k).is_some(),
+            "hook_commands lacks {k}: {last:#}"
+        );
     }
     let i = &last["instances"][0];
     for k in [
@@ -568,6 +581,7 @@ fn pair_both_primary_is_reported_and_status_json_has_every_field() {
         "direction",
         "serving",
         "pulling",
+        "interval",
         "source",
         "generation",
         "last_sync",
@@ -641,6 +655,10 @@ fn pair_sigterm_of_master_hands_over_gracefully_and_loses_nothing() {
         vec![9u8; 300_000]
     );
     // The standby pulled first, then took over; the master handed over before stopping.
+    // (The logs are read by a thread: wait until the lines are in.)
+    wait_for("logs", Duration::from_secs(5), || {
+        r.b.log().contains("standby -> operational") && r.a.log().contains("stopped")
+    });
     let (la, lb) = (r.a.log(), r.b.log());
     let pulled = lb.find("swap: holding").unwrap_or_else(|| panic!("{lb}"));
     let operational = lb

@@ -377,11 +377,8 @@ fn puller_loop(
             Ok(rep) => {
                 let gen = rep.generation.map(|g| g.to_hex());
                 let bytes = rep.bytes_sent + rep.bytes_received;
-                if rep.changed || r.last_error.is_some() || r.last_sync.is_none() {
-                    log::info!("sync {}: from {source}: {rep}", set.name);
-                } else {
-                    log::debug!("sync {}: from {source}: {rep}", set.name);
-                }
+                // One line per round, unchanged rounds included (issue 4: each sync round).
+                log::info!("sync {}: from {source}: {rep}", set.name);
                 r.last_sync = Some(SystemTime::now());
                 r.duration = Some(rep.duration);
                 r.bytes = Some(bytes);
