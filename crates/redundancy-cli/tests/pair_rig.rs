@@ -982,3 +982,94 @@ fn pair_one_master_two_standbys() {
         })
     }));
 }
+
+#[test]
+fn pair_fault_releases_the_address_and_runs_the_fault_hook() {
+    let Some(mut r) = rig_with("pairflt", "secondary", "active", false, &|c| {
+        c.fault_hooks = vec![format!(
+            "echo \"$REDUNDANCY_EVENT $REDUNDANCY_NODE\" > {}/fault.ran",
+            c.dir.display()
+        )];
+    }) else {
+        return;
+    };
+    r.start_both_synced();
+    assert!(r.has_vip(&r.a));
+    // The master's own link goes down (its tracked interface): fault.
+    r.lab.set_link(&r.a.member, false).unwrap();
+    assert!(
+        wait_for("a in fault", Duration::from_secs(10), || r.a.state()
+            == "fault"),
+        "{}",
+        r.a.log()
+    );
+    assert!(
+        wait_for("fault hook", Duration::from_secs(10), || {
+            std::fs::read_to_string(r.a.dir.join("fault.ran")).is_ok_and(|t| t == "fault node-a\n")
+        }),
+        "{}",
+        r.a.log()
+    );
+    assert!(!r.has_vip(&r.a), "the address stayed on a faulty node");
+    assert!(
+        wait_for("b operational", Duration::from_secs(10), || r.b.state()
+            == "operational"
+            && r.has_vip(&r.b)),
+        "{}",
+        r.b.log()
+    );
+    let s = r.a.status().unwrap();
+    assert_eq!(s["instances"][0]["state"], "fault");
+    assert!(
+        s["sets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["serving"] == false && x["pulling"] == false),
+        "{s:#}"
+    );
+    // Link back: the fault clears.
+    r.lab.set_link(&r.a.member, true).unwrap();
+    assert!(
+        wait_for("a out of fault", Duration::from_secs(10), || {
+            let st = r.a.state();
+            st == "standby" || st == "operational"
+        }),
+        "{}",
+        r.a.log()
+    );
+}
+
+#[test]
+fn pair_vrrp_settings_mismatch_is_reported() {
+    let Some(mut r) = rig_with("pairmis", "secondary", "active", false, &|c| {
+        if c.id == "node-b" {
+            c.advert_interval = "200ms".into();
+        }
+    }) else {
+        return;
+    };
+    r.start('a');
+    r.start('b');
+    let want = "instance pbx (VRID 51): advertisement interval 100 ms here, 200 ms on `node-b`";
+    let mut s = Value::Null;
+    assert!(
+        wait_for("mismatch in status", Duration::from_secs(15), || {
+            s = r.a.status().unwrap_or(Value::Null);
+            s["errors"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|x| x.as_str() == Some(want)))
+        }),
+        "{s:#}"
+    );
+    assert!(
+        wait_for("mismatch logged", Duration::from_secs(5), || r
+            .b
+            .log()
+            .contains(
+                "advertisement interval 200 ms here, 100 ms on `node-a`"
+            )),
+        "{}",
+        r.b.log()
+    );
+}
