@@ -26,7 +26,8 @@
 //!
 //! `cargo bench --bench vrrp_scale`. Env knobs: `SCALE_ROUNDS` (default 1: each order once per
 //! implementation), `SCALE_SETTLE_CAP_S`, `SCALE_QUIET_MS`, `SCALE_CPU_SECS`, `SCALE_VRIDS`
-//! (default 255). Needs root and keepalived.
+//! (default 255), `SCALE_IMPLS` (default `ours,keepalived`; e.g. `ours` alone while
+//! profiling). Needs root and keepalived.
 
 #[path = "report/mod.rs"]
 mod report;
@@ -295,6 +296,7 @@ fn main() {
         return;
     }
     let rounds = env_u64("SCALE_ROUNDS", 1).max(1);
+    let impls = std::env::var("SCALE_IMPLS").unwrap_or_else(|_| "ours,keepalived".into());
     let vrids = u16::try_from(env_u64("SCALE_VRIDS", 255).clamp(1, 255)).unwrap_or(255);
     let mdi_ms = vrrp::router::master_down_interval(
         vrrp::wire::Version::V3,
@@ -317,6 +319,12 @@ fn main() {
     for _ in 0..rounds {
         for (oi, master_first) in [(0, true), (1, false)] {
             for peer in [Peer::Ours, Peer::Keepalived] {
+                if !impls.contains(match peer {
+                    Peer::Ours => "ours",
+                    Peer::Keepalived => "keepalived",
+                }) {
+                    continue;
+                }
                 let pi = usize::from(peer == Peer::Keepalived);
                 let order = if master_first {
                     "master first"

@@ -3,12 +3,19 @@
 //! Neighbor Advertisements for IPv6 (RFC 4861 section 7.2.6, through an ICMPv6 raw socket with
 //! hop limit 255, which RFC 4861 section 7.1.2 requires of receivers).
 //!
-//! The link-layer channel is opened for each burst and closed after it: an open `AF_PACKET`
-//! socket would receive a copy of every frame on the interface for nothing.
+//! Gratuitous ARP goes out through an `AF_PACKET` socket opened with protocol 0: such a
+//! socket receives nothing (no frame is copied to it), so it is opened once and kept. The
+//! earlier form, a pnet_datalink channel opened per burst, bound to every protocol and, on
+//! close, made the kernel wait for an RCU grace period (`synchronize_net`): 10 ms or more per
+//! announcement on a VM, which serialised 255 VRIDs' takeovers behind one another and stalled
+//! their adverts long enough for the peer to take over spuriously. pnet_datalink still finds
+//! the interface and its MAC; pnet_packet builds the frame.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV6};
 
-use pnet_datalink::{Channel, MacAddr, NetworkInterface};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use pnet_datalink::{MacAddr, NetworkInterface};
 use pnet_packet::arp::{ArpHardwareTypes, ArpOperations, MutableArpPacket};
 use pnet_packet::ethernet::{EtherTypes, MutableEthernetPacket};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -46,7 +53,21 @@ const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 pub struct Announcer {
     interface: NetworkInterface,
     mac: MacAddr,
+    packet: Option<OwnedFd>,
     icmp6: Option<Socket>,
+}
+
+const ETH_P_ARP: u16 = 0x0806;
+
+/// An `AF_PACKET` raw socket bound to no protocol: it can send frames and never receives any.
+fn open_send_only_packet_socket() -> std::io::Result<OwnedFd> {
+    // SAFETY: socket(2) returns a new descriptor or -1.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 impl Announcer {
@@ -63,6 +84,7 @@ impl Announcer {
         Ok(Announcer {
             interface: iface,
             mac,
+            packet: None,
             icmp6: None,
         })
     }
@@ -98,22 +120,35 @@ impl Announcer {
             interface: self.interface.name.clone(),
             source,
         };
-        let config = pnet_datalink::Config {
-            read_timeout: Some(std::time::Duration::from_millis(1)),
-            ..Default::default()
-        };
-        let mut tx = match pnet_datalink::channel(&self.interface, config) {
-            Ok(Channel::Ethernet(tx, _rx)) => tx,
-            Ok(_) => return Err(arp_err(std::io::Error::other("not an Ethernet channel"))),
-            Err(e) => return Err(arp_err(e)),
+        if self.packet.is_none() {
+            self.packet = Some(open_send_only_packet_socket().map_err(arp_err)?);
+        }
+        let Some(fd) = self.packet.as_ref() else {
+            return Ok(());
         };
         let mut frame = [0u8; ARP_FRAME_LEN];
+        // SAFETY: sockaddr_ll is plain data; all-zero is a valid value before filling it in.
+        let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        to.sll_family = libc::AF_PACKET as u16;
+        to.sll_protocol = ETH_P_ARP.to_be();
+        to.sll_ifindex = i32::try_from(self.interface.index).unwrap_or(0);
+        to.sll_halen = 6;
+        to.sll_addr[..6].copy_from_slice(&[0xff; 6]);
         for a in addresses {
             build_gratuitous_arp(&mut frame, self.mac, *a);
-            match tx.send_to(&frame, None) {
-                Some(Ok(())) => {}
-                Some(Err(e)) => return Err(arp_err(e)),
-                None => return Err(arp_err(std::io::Error::other("send not attempted"))),
+            // SAFETY: `frame` and `to` are live for the call and their lengths are passed.
+            let rc = unsafe {
+                libc::sendto(
+                    fd.as_raw_fd(),
+                    frame.as_ptr().cast(),
+                    frame.len(),
+                    0,
+                    (&to as *const libc::sockaddr_ll).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+                )
+            };
+            if rc < 0 {
+                return Err(arp_err(std::io::Error::last_os_error()));
             }
         }
         Ok(())

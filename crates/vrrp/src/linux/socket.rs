@@ -76,6 +76,18 @@ pub struct Datagram<'b> {
     pub vrrp: &'b [u8],
 }
 
+/// Receive and send buffer size asked for each VRRP socket: room for a burst of adverts from
+/// all 255 VRIDs several times over (each small packet costs about 1 KiB of buffer).
+const SOCKET_BUFFER: i32 = 4 << 20;
+
+/// Sets a socket buffer size with the privileged option, falling back to the plain one. A
+/// failure leaves the default size, which works for a few VRIDs: not an error.
+fn set_buffer(socket: &Socket, forced: i32, plain: i32, bytes: i32) {
+    if set_int(socket, libc::SOL_SOCKET, forced, bytes).is_err() {
+        let _ = set_int(socket, libc::SOL_SOCKET, plain, bytes);
+    }
+}
+
 /// A raw VRRP socket on one interface for one address family.
 pub struct VrrpSocket {
     socket: Socket,
@@ -189,6 +201,23 @@ impl VrrpSocket {
             }
         }
         socket.set_nonblocking(true).map_err(io("O_NONBLOCK"))?;
+        // Many VRIDs share this socket and their adverts leave and arrive in bursts (255 VRIDs
+        // at one interval: 255 packets within microseconds). The default buffers (about
+        // 212 KB, some 160 small packets) overflow on such a burst, and every dropped advert
+        // moves a backup closer to a spurious takeover. Ask for more; the forced forms need
+        // CAP_NET_ADMIN, and the plain ones (capped by net.core.[rw]mem_max) are the fallback.
+        set_buffer(
+            &socket,
+            libc::SO_RCVBUFFORCE,
+            libc::SO_RCVBUF,
+            SOCKET_BUFFER,
+        );
+        set_buffer(
+            &socket,
+            libc::SO_SNDBUFFORCE,
+            libc::SO_SNDBUF,
+            SOCKET_BUFFER,
+        );
         let destinations = if unicast {
             unicast_peers.to_vec()
         } else {
