@@ -1,6 +1,9 @@
 //! Tree sync against an rsync daemon on 127.0.0.1, same data, same machine, same run.
 //!
-//! `cargo bench --bench treesync_compare` (add `-- --small 2000 --voice 20` for a quick run).
+//! `cargo bench --bench treesync_compare` (add `-- --small 2000 --voice 20 --runs 3` for a quick
+//! run; the environment knobs `TREESYNC_SMALL`, `TREESYNC_VOICE`, `TREESYNC_RUNS` do the same).
+//! With `BENCH_JSON=<file>` every run of both tools is recorded (see `benches/report/mod.rs`),
+//! group "treesync", cases "1% round" and "no-change poll".
 //! The data set of issue 7: 10,000 small configuration files in 100 directories plus 100 voice
 //! files of 2-10 MiB. After an initial full sync of both replicas, each measured change round
 //! changes 1% of the configuration files, appends to 5 voice files, deletes 3 and adds 3 voice
@@ -12,7 +15,14 @@
 //! Both sides read a warm page cache; before each timed round `sync` flushes what earlier steps
 //! left dirty (untimed), because our apply ends with `syncfs`, which would otherwise also write
 //! back the data set and the other tool's replica. rsync writes without fsync; we stage,
-//! `syncfs` and switch generations atomically, and that durability is part of our time.
+//! `syncfs` and switch generations atomically, and that durability is part of our time. Two
+//! variants pull the same changes into stores of their own (not recorded, printed with their
+//! phase breakdown): durability off (`StoreOptions::fsync`), and the session-1 layout that builds
+//! a complete tree of hard links every round (`StoreOptions::reuse` off). `TREESYNC_NO_VARIANTS=1`
+//! skips them.
+#[path = "report/mod.rs"]
+mod report;
+
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -21,11 +31,11 @@ use std::time::{Duration, Instant};
 
 use sync::transfer::auth::{Identity, Key};
 use sync::transfer::msg::BackupMode;
-use sync::transfer::puller::{pull_once, PullConfig};
+use sync::transfer::puller::{pull_once, PullConfig, RoundPhases};
 use sync::transfer::server::{ServedSet, Server, ServerConfig};
 use sync::tree::exclude::Excludes;
 use sync::tree::manifest::Limits;
-use sync::tree::store::GenStore;
+use sync::tree::store::{GenStore, StoreOptions};
 
 struct Opts {
     small: usize,
@@ -39,6 +49,16 @@ fn opts() -> Opts {
         voice: 100,
         runs: 5,
     };
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse().ok());
+    if let Some(v) = env("TREESYNC_SMALL") {
+        o.small = v;
+    }
+    if let Some(v) = env("TREESYNC_VOICE") {
+        o.voice = v;
+    }
+    if let Some(v) = env("TREESYNC_RUNS") {
+        o.runs = v;
+    }
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < args.len() {
@@ -227,11 +247,51 @@ fn rsync_round(port: u16, dst: &Path) -> (Duration, u64) {
     (el, bytes)
 }
 
-fn ours_round(store: &GenStore, cfg: &PullConfig) -> (Duration, u64) {
+fn ours_round(
+    store: &GenStore,
+    cfg: &PullConfig,
+    phases: &mut Vec<RoundPhases>,
+) -> (Duration, u64) {
     settle();
     let t = Instant::now();
     let r = pull_once(store, cfg).unwrap();
-    (t.elapsed(), r.bytes_sent + r.bytes_received)
+    let el = t.elapsed();
+    phases.push(r.phases);
+    (el, r.bytes_sent + r.bytes_received)
+}
+
+fn ms(v: &[Duration]) -> Vec<f64> {
+    v.iter().map(|d| d.as_secs_f64() * 1e3).collect()
+}
+
+fn as_f64(v: &[u64]) -> Vec<f64> {
+    v.iter().map(|&b| b as f64).collect()
+}
+
+/// Records the wall time and bytes of every run of one case.
+fn record(case: &str, ours: (&[Duration], &[u64]), peer: (&[Duration], &[u64]), goals: [&str; 2]) {
+    report::record(&report::Figure {
+        group: "treesync",
+        case,
+        metric: "wall time",
+        unit: "ms",
+        higher_is_better: false,
+        ours: &ms(ours.0),
+        peer_name: "rsync daemon",
+        peer: &ms(peer.0),
+        goal: Some(goals[0]),
+    });
+    report::record(&report::Figure {
+        group: "treesync",
+        case,
+        metric: "bytes on the wire",
+        unit: "B",
+        higher_is_better: false,
+        ours: &as_f64(ours.1),
+        peer_name: "rsync daemon",
+        peer: &as_f64(peer.1),
+        goal: Some(goals[1]),
+    });
 }
 
 fn median<T: Copy + PartialOrd>(v: &mut [T]) -> T {
@@ -288,28 +348,64 @@ fn main() {
     let rdst = base.join("rsync-dst");
     fs::create_dir_all(&rdst).unwrap();
     let store = GenStore::open(base.join("ours")).unwrap();
+    // Variants measured on the same changes, each into its own store: durability off (rsync
+    // never fsyncs), and the session-1 layout (a complete new tree of hard links every round).
+    let variants: Vec<(&str, GenStore)> = if std::env::var_os("TREESYNC_NO_VARIANTS").is_some() {
+        Vec::new()
+    } else {
+        [
+            ("no fsync", false, true),
+            ("no reuse (full link tree)", true, false),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, fsync, reuse))| {
+            let mut s = GenStore::open(base.join(format!("variant{i}"))).unwrap();
+            s.set_options(StoreOptions { reuse, fsync });
+            (name, s)
+        })
+        .collect()
+    };
+    let mut variant_times: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
+    let mut variant_phases: Vec<Vec<RoundPhases>> = vec![Vec::new(); variants.len()];
+    for (_, vs) in &variants {
+        pull_once(vs, &cfg).unwrap();
+    }
 
     let (rt, rb) = rsync_round(port, &rdst);
-    let (ot, ob) = ours_round(&store, &cfg);
+    let mut phases = Vec::new();
+    let (ot, ob) = ours_round(&store, &cfg, &mut phases);
     let mut rows = vec![("initial full sync (1 run)".to_string(), rt, rb, ot, ob)];
 
     let mut next_voice = o.voice;
     let (mut rts, mut rbs, mut ots, mut obs) = (vec![], vec![], vec![], vec![]);
+    phases.clear();
     for run in 0..o.runs {
         mutate(&src, &o, run, &mut next_voice, &mut rng);
         // Alternate who goes first so neither always meets a colder cache.
         let (r, us) = if run % 2 == 0 {
             let r = rsync_round(port, &rdst);
-            (r, ours_round(&store, &cfg))
+            (r, ours_round(&store, &cfg, &mut phases))
         } else {
-            let us = ours_round(&store, &cfg);
+            let us = ours_round(&store, &cfg, &mut phases);
             (rsync_round(port, &rdst), us)
         };
         rts.push(r.0);
         rbs.push(r.1);
         ots.push(us.0);
         obs.push(us.1);
+        for (i, (_, vs)) in variants.iter().enumerate() {
+            let (t, _) = ours_round(vs, &cfg, &mut variant_phases[i]);
+            variant_times[i].push(t);
+        }
     }
+    let round_phases = phases.clone();
+    record(
+        "1% round",
+        (&ots, &obs),
+        (&rts, &rbs),
+        ["ratio <= 0.25", "ratio <= 1.0"],
+    );
     rows.push((
         format!("1% change round (median of {})", o.runs),
         median(&mut rts),
@@ -322,12 +418,18 @@ fn main() {
     let (mut rts, mut rbs, mut ots, mut obs) = (vec![], vec![], vec![], vec![]);
     for _ in 0..polls {
         let r = rsync_round(port, &rdst);
-        let us = ours_round(&store, &cfg);
+        let us = ours_round(&store, &cfg, &mut phases);
         rts.push(r.0);
         rbs.push(r.1);
         ots.push(us.0);
         obs.push(us.1);
     }
+    record(
+        "no-change poll",
+        (&ots, &obs),
+        (&rts, &rbs),
+        ["< 5 ms", "< 1024 B"],
+    );
     rows.push((
         format!("no-change poll (median of {polls})"),
         median(&mut rts),
@@ -359,6 +461,25 @@ fn main() {
             ot.as_secs_f64() / rt.as_secs_f64(),
             ob as f64 / rb.max(1) as f64
         );
+    }
+    println!();
+    println!("our 1% rounds, phase by phase:");
+    for (i, p) in round_phases.iter().enumerate() {
+        println!("  run {i}: {p}");
+    }
+    for (i, (name, _)) in variants.iter().enumerate() {
+        let mut t = variant_times[i].clone();
+        println!(
+            "variant {name}: 1% round median {:.1} ms (runs: {:?} ms)",
+            median(&mut t).as_secs_f64() * 1e3,
+            ms(&variant_times[i])
+                .iter()
+                .map(|x| x.round())
+                .collect::<Vec<_>>()
+        );
+        for (j, p) in variant_phases[i].iter().enumerate() {
+            println!("  run {j}: {p}");
+        }
     }
     server.stop();
     drop(store);

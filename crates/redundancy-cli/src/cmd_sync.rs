@@ -3,7 +3,8 @@
 //! `redundancy-cli serve --root DIR --listen ADDR --key-file F` serves DIR (a plain directory)
 //! as sync set `default`; `redundancy-cli pull --from ADDR --root DIR --key-file F
 //! [--once | --interval 60s]` keeps a generation store in DIR (`DIR/current` is the replica) and
-//! prints one summary line per round.
+//! prints one summary line per round. A one-shot pull on a terminal also shows a progress bar
+//! of the file data received (on stderr; hidden when stderr is not a terminal).
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use sync::transfer::auth::{Identity, Key};
 use sync::transfer::msg::BackupMode;
-use sync::transfer::puller::{pull_once, PullConfig};
+use sync::transfer::puller::{pull_once, pull_once_with_progress, PullConfig, RoundReport};
 use sync::transfer::server::{ServedSet, Server, ServerConfig};
 use sync::tree::exclude::Excludes;
 use sync::tree::manifest::Limits;
@@ -189,7 +190,12 @@ pub fn run_pull(args: PullArgs) -> ExitCode {
     };
     loop {
         let started = std::time::Instant::now();
-        match pull_once(&store, &cfg) {
+        let result = if args.once {
+            pull_with_bar(&store, &cfg)
+        } else {
+            pull_once(&store, &cfg)
+        };
+        match result {
             Ok(report) => {
                 println!("pull {} from {}: {report}", args.set, args.from);
                 if args.once {
@@ -205,6 +211,32 @@ pub fn run_pull(args: PullArgs) -> ExitCode {
         }
         std::thread::sleep(args.interval.saturating_sub(started.elapsed()));
     }
+}
+
+/// One round with a progress bar of the file data received, drawn on stderr only when it is a
+/// terminal (a rig's log must not fill with bar redraws).
+fn pull_with_bar(
+    store: &GenStore,
+    cfg: &PullConfig,
+) -> Result<RoundReport, sync::transfer::TransferError> {
+    use std::io::IsTerminal;
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(0);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let result = pull_once_with_progress(store, cfg, &mut |received, expected| {
+        bar.set_length(expected.max(received));
+        bar.set_position(received);
+    });
+    bar.finish_and_clear();
+    result
 }
 
 #[cfg(test)]

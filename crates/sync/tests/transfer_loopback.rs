@@ -293,3 +293,90 @@ fn unreadable_stored_manifest_falls_back_to_a_full_pull() {
     assert_same(src.path(), dst.path());
     server.stop();
 }
+
+/// `cp -a` of a tree (keeps modes and nanosecond mtimes), to compare an older generation with
+/// the source as it was.
+fn snapshot(src: &std::path::Path, to: &std::path::Path) {
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(src)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn reused_generation_takes_every_change_and_leaves_the_current_one_alone() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let snaps = tempfile::tempdir().unwrap();
+    build_source(src.path());
+    let s = src.path();
+    let server = serve(s, false);
+    let cfg = pull_cfg(server.addr, key());
+    let store = GenStore::open(dst.path()).unwrap();
+    // Each step changes the source in a way the reused generation (two rounds old) must undo
+    // or redo: kinds swapped both ways, metadata-only changes of files whose inode is shared
+    // with the current generation, read-only directories, deletions and re-creations.
+    let steps: Vec<Box<dyn Fn()>> = vec![
+        Box::new(|| write(s, "etc/pbx.conf", b"[general]\nport=5070\n")),
+        Box::new(|| {
+            fs::remove_file(s.join("etc/empty")).unwrap();
+            write(s, "etc/empty/now-a-dir.conf", b"inside\n");
+            fs::remove_dir(s.join("spool/empty-dir")).unwrap();
+            write(s, "spool/empty-dir", b"now a file\n");
+        }),
+        Box::new(|| {
+            // Metadata only: the file's inode is shared with the current generation.
+            chmod(&s.join("etc/users/100.conf"), 0o604);
+            set_mtime(&s.join("voice/menu.wav"), 1_400_000_000, 7);
+            fs::remove_file(s.join("etc/voice-link")).unwrap();
+            write(s, "etc/voice-link", b"was a symlink\n");
+        }),
+        Box::new(|| {
+            fs::remove_dir_all(s.join("etc/empty")).unwrap();
+            write(s, "etc/empty", b"");
+            fs::remove_file(s.join("spool/empty-dir")).unwrap();
+            symlink("../etc/pbx.conf", s.join("spool/empty-dir")).unwrap();
+            write(s, "ro/locked.conf", b"v1\n");
+            chmod(&s.join("ro"), 0o555);
+        }),
+        Box::new(|| {
+            chmod(&s.join("ro"), 0o755);
+            write(s, "ro/locked.conf", b"v2, longer\n");
+            chmod(&s.join("ro"), 0o555);
+            fs::remove_file(s.join("etc/users/101.conf")).unwrap();
+        }),
+        Box::new(|| write(s, "etc/users/101.conf", b"user 101 is back\n")),
+    ];
+    let r = pull_once(&store, &cfg).unwrap();
+    let mut prev = (r.generation.unwrap(), snaps.path().join("0"));
+    snapshot(s, &prev.1);
+    let mut reused = 0;
+    for (i, step) in steps.iter().enumerate() {
+        step();
+        let r = pull_once(&store, &cfg).unwrap();
+        assert!(r.changed, "step {i}: {r}");
+        assert_same(s, dst.path());
+        if r.files_kept > 0 {
+            reused += 1;
+        }
+        // The generation that was current until now is untouched: equal to the source as it
+        // was when it was pulled.
+        let d = tree_diff(&prev.1, &store.gen_dir(&prev.0));
+        assert!(
+            d.is_empty(),
+            "step {i}: previous generation changed: {d:#?}"
+        );
+        prev = (
+            r.generation.unwrap(),
+            snaps.path().join(format!("{}", i + 1)),
+        );
+        snapshot(s, &prev.1);
+    }
+    // Every round from the third on reuses the generation two rounds old.
+    assert_eq!(reused, steps.len() - 1);
+    chmod(&s.join("ro"), 0o755);
+    server.stop();
+}

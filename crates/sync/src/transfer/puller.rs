@@ -6,7 +6,9 @@
 //! symlinks stay inside, sizes bounded) and must hash to the announced generation id. Then the
 //! new generation is staged (see [`crate::tree::store`]):
 //!
-//! * unchanged files are hard-linked; files whose content we already hold under another path or
+//! * the generation before the current one is reused when there is one, so unchanged files are
+//!   already in place; other unchanged files are hard-linked from the current generation; files
+//!   whose content we already hold under another path or
 //!   with other metadata (renames, `chmod`, `touch`) are copied locally, nothing on the wire;
 //! * other files are fetched in batches: for a file that grew we offer our old version as a
 //!   prefix (appended voice files then cost only the appended bytes); for other changed files we
@@ -74,6 +76,8 @@ pub struct RoundReport {
     pub files_copied: u64,
     /// Files hard-linked from the previous generation.
     pub files_linked: u64,
+    /// Files already in place in the reused generation directory (nothing done).
+    pub files_kept: u64,
     /// Entries present before and gone now.
     pub entries_deleted: u64,
     /// Entries new or changed in the manifest.
@@ -84,6 +88,48 @@ pub struct RoundReport {
     pub bytes_received: u64,
     /// Wall time of the round.
     pub duration: Duration,
+    /// Where the wall time went.
+    pub phases: RoundPhases,
+}
+
+/// Wall time of each phase of a round (logged at debug level, shown by benchmarks).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoundPhases {
+    /// Connect and mutual authentication.
+    pub handshake: Duration,
+    /// From asking to holding the validated new manifest (includes the server's scan).
+    pub manifest: Duration,
+    /// Preparing the staging tree: directories, links, local copies, removals, symlinks.
+    pub stage: Duration,
+    /// Fetching file data: signatures, transfer, writing and verifying.
+    pub fetch: Duration,
+    /// Directory metadata and the stored manifest.
+    pub finish: Duration,
+    /// Making the staged generation durable (fsync).
+    pub sync: Duration,
+    /// Renaming it into place and switching `current`.
+    pub switch: Duration,
+    /// Removing generations no longer kept (on the round's own thread).
+    pub gc: Duration,
+}
+
+impl std::fmt::Display for RoundPhases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        write!(
+            f,
+            "handshake {:.1} ms, manifest {:.1} ms, stage {:.1} ms, fetch {:.1} ms, \
+             finish {:.1} ms, sync {:.1} ms, switch {:.1} ms, gc {:.1} ms",
+            ms(self.handshake),
+            ms(self.manifest),
+            ms(self.stage),
+            ms(self.fetch),
+            ms(self.finish),
+            ms(self.sync),
+            ms(self.switch),
+            ms(self.gc)
+        )
+    }
 }
 
 impl std::fmt::Display for RoundReport {
@@ -94,13 +140,14 @@ impl std::fmt::Display for RoundReport {
         if self.changed {
             write!(
                 f,
-                "generation {gen}: {} changed, {} deleted, {} fetched, {} copied, {} linked; \
-                 {} B sent, {} B received in {:.3} s",
+                "generation {gen}: {} changed, {} deleted, {} fetched, {} copied, {} linked, \
+                 {} kept; {} B sent, {} B received in {:.3} s",
                 self.entries_changed,
                 self.entries_deleted,
                 self.files_fetched,
                 self.files_copied,
                 self.files_linked,
+                self.files_kept,
                 self.bytes_sent,
                 self.bytes_received,
                 self.duration.as_secs_f64()
@@ -117,7 +164,9 @@ impl std::fmt::Display for RoundReport {
     }
 }
 
-/// Progress of a round: (bytes of file data received, bytes expected at most).
+/// Progress of a round, called after each received file: (bytes received on this connection so
+/// far, bytes of file data to fetch in this round; the first can exceed the second by the frames'
+/// overhead and the manifest).
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
 /// Connects to the configured server (trying each resolved address).
@@ -168,6 +217,7 @@ pub fn pull_once_with_progress(
     report.bytes_sent = w.bytes();
     report.bytes_received = r.bytes();
     report.duration = start.elapsed();
+    log::debug!("round phases: {}", report.phases);
     res.map(|()| report)
 }
 
@@ -179,7 +229,10 @@ fn round(
     report: &mut RoundReport,
     progress: Progress<'_>,
 ) -> Result<(), TransferError> {
+    let t = Instant::now();
     client_handshake(r, w, &cfg.key, &cfg.identity)?;
+    report.phases.handshake = t.elapsed();
+    let t_manifest = Instant::now();
     // Only the id is needed to ask; the manifest is loaded when a difference arrives, which
     // keeps a no-change poll to a readlink.
     let have = match store.current_id() {
@@ -309,10 +362,13 @@ fn round(
     report.generation = Some(gen);
     report.changed = true;
     if store.has_complete(&gen) {
+        report.phases.manifest = t_manifest.elapsed();
+        let t = Instant::now();
         store.switch_to(&gen)?;
+        report.phases.switch = t.elapsed();
     } else {
-        let old_dir = have.map(|h| store.gen_dir(&h));
-        stage_and_commit(store, cfg, r, w, gen, new, old_m, old_dir, report, progress)?;
+        report.phases.manifest = t_manifest.elapsed();
+        stage_and_commit(store, cfg, r, w, gen, new, old_m, have, report, progress)?;
     }
     w.write(&Msg::Done { gen })?;
     w.flush()?;
@@ -345,16 +401,27 @@ fn stage_and_commit(
     gen: GenId,
     new: Manifest,
     old: &Manifest,
-    old_dir: Option<PathBuf>,
+    have: Option<GenId>,
     report: &mut RoundReport,
     progress: Progress<'_>,
 ) -> Result<(), TransferError> {
-    let staging = store.stage(gen, new.clone())?;
-    staging.create_dirs()?;
+    let t = Instant::now();
+    let old_dir = have.map(|h| store.gen_dir(&h));
+    // Reuse the generation before the current one when there is one: only what differs
+    // between it and the new manifest is touched (see crate::tree::store, "Reusing").
+    let staging = match store.spare(have.as_ref(), &gen) {
+        Some((spare, spare_m)) => store.stage_reusing(gen, new.clone(), spare, spare_m)?,
+        None => store.stage(gen, new.clone())?,
+    };
+    let (kept, _removed) = staging.prepare()?;
+    report.files_kept = kept;
     let by_hash = old.files_by_hash();
     let mut fetch = Vec::new();
     let mut expected = 0u64;
     for e in &new.entries {
+        if matches!(e.kind, EntryKind::Dir) || staging.in_place(e) {
+            continue;
+        }
         match &e.kind {
             EntryKind::Dir => {}
             EntryKind::Symlink { .. } => staging.symlink(e)?,
@@ -383,7 +450,8 @@ fn stage_and_commit(
             }
         }
     }
-    let mut done = 0u64;
+    report.phases.stage = t.elapsed();
+    let t = Instant::now();
     let mut batch: Vec<Pending> = Vec::new();
     let mut sig_bytes = 0usize;
     for e in fetch {
@@ -391,23 +459,21 @@ fn stage_and_commit(
         sig_bytes += p.item.signature.len();
         batch.push(p);
         if batch.len() >= BATCH_ITEMS || sig_bytes >= BATCH_SIG_BYTES {
-            run_batch(store, &staging, r, w, std::mem::take(&mut batch), report)?;
+            let b = std::mem::take(&mut batch);
+            run_batch(store, &staging, r, w, b, report, (expected, &mut *progress))?;
             sig_bytes = 0;
-            done = report_progress(report, expected, done, progress);
         }
     }
     if !batch.is_empty() {
-        run_batch(store, &staging, r, w, batch, report)?;
-        report_progress(report, expected, done, progress);
+        run_batch(store, &staging, r, w, batch, report, (expected, progress))?;
     }
-    staging.commit()?;
+    report.phases.fetch = t.elapsed();
+    let times = staging.commit()?;
+    report.phases.finish = times.finish;
+    report.phases.sync = times.sync;
+    report.phases.switch = times.switch;
+    report.phases.gc = times.gc;
     Ok(())
-}
-
-fn report_progress(report: &RoundReport, expected: u64, _done: u64, p: Progress<'_>) -> u64 {
-    let now = report.bytes_received;
-    p(now, expected);
-    now
 }
 
 fn plan_fetch<'m>(
@@ -493,6 +559,7 @@ fn run_batch(
     w: &mut FrameWriter<TcpStream>,
     batch: Vec<Pending<'_>>,
     report: &mut RoundReport,
+    (expected, progress): (u64, Progress<'_>),
 ) -> Result<(), TransferError> {
     let items: Vec<FetchItem> = batch.iter().map(|p| p.item.clone()).collect();
     w.write(&Msg::Fetch { items })?;
@@ -508,6 +575,7 @@ fn run_batch(
             return Err(e);
         }
         report.files_fetched += 1;
+        progress(r.bytes(), expected);
     }
     match r.read()? {
         Msg::BatchEnd => Ok(()),

@@ -1,5 +1,7 @@
 //! Helpers shared by the transfer tests: building trees, serving them on loopback, comparing.
 #![allow(dead_code)]
+pub mod fake;
+
 use std::fs;
 use std::net::TcpListener;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
