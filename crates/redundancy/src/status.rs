@@ -366,7 +366,9 @@ mod tests {
             standbys: vec![StandbyStatus {
                 node_id: "node-b".into(),
                 mode: BackupMode::Active,
-                last_seen: Some(unix_time(SystemTime::now())),
+                // Exact binary fractions: serde_json's default float parsing may differ in
+                // the last bit from the printed value for arbitrary times.
+                last_seen: Some(1_700_000_000.25),
                 in_sync: true,
                 up: true,
             }],
@@ -375,7 +377,7 @@ mod tests {
             admin_forward: None,
             config_file: "pair.toml".into(),
             reload: Some(ReloadStatus {
-                at: unix_time(SystemTime::now()),
+                at: 1_700_000_000.5,
                 file: "pair.toml".into(),
                 ok: true,
                 applied: vec!["hooks".into()],

@@ -777,7 +777,9 @@ impl Sup {
         let admin_changed = self.cfg.admin_forward != new.admin_forward;
         self.cfg.hooks = new.hooks;
         self.cfg.admin_forward = new.admin_forward;
-        self.cfg.peers = new.peers;
+        if applied.iter().any(|k| k == "node.peers") {
+            self.cfg.peers = new.peers;
+        }
         if new.mode != self.cfg.mode {
             self.cfg.mode = new.mode;
             self.set_mode(new.mode);
@@ -1662,7 +1664,14 @@ fn reload_plan(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
         applied.push("hooks".to_string());
     }
     if old.peers != new.peers {
-        applied.push("node.peers".to_string());
+        // A peer without a port takes the listen port; while the listener keeps its old port
+        // (a restart is needed for that), the peers keep theirs too, or the heartbeats of a
+        // pair that reloads both files would go where nobody listens yet.
+        if old.sync_listen == new.sync_listen {
+            applied.push("node.peers".to_string());
+        } else {
+            restart.push("node.peers".to_string());
+        }
     }
     if old.admin_forward != new.admin_forward {
         applied.push("admin_forward".to_string());
@@ -1754,4 +1763,71 @@ fn state_name(s: State) -> &'static str {
 /// Where a set's applications read: `ROOT/current`.
 pub fn current_dir(set: &SyncSet) -> PathBuf {
     set.root.join("current")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::PairConfigBuilder;
+
+    fn cfg(f: impl Fn(&mut PairConfigBuilder)) -> Config {
+        let mut b = PairConfigBuilder::new("/lab/n1", "n1", Role::Primary, 200);
+        b.peers = vec!["10.99.0.2".into()];
+        b.set("config", Direction::FromPrimary, "1s");
+        b.set("state", Direction::FromOperational, "1s");
+        f(&mut b);
+        Config::from_toml("pair.toml", &b.toml()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn reload_plan_separates_live_changes_from_restart_ones() {
+        let old = cfg(|_| {});
+        assert_eq!(reload_plan(&old, &old), (vec![], vec![]));
+        let new = cfg(|b| {
+            b.sets[1].interval = "3s".into();
+            b.standby_hooks = vec!["true".into()];
+            b.priority = 120;
+            b.peers.push("10.99.0.3".into());
+            b.mode = BackupMode::Passive;
+            b.admin_forward = Some((8765, "10.99.0.2".into()));
+        });
+        let (applied, restart) = reload_plan(&old, &new);
+        assert_eq!(
+            applied,
+            [
+                "hooks",
+                "node.peers",
+                "admin_forward",
+                "node.mode",
+                "sync.sets[1].interval"
+            ]
+        );
+        assert_eq!(restart, ["vrrp.instances[0].priority"]);
+        let new = cfg(|b| {
+            b.role = Role::Secondary;
+            b.vrid = 52;
+            b.sync_listen = "0.0.0.0:9000".into();
+            b.sets[0].direction = Direction::FromOperational;
+            b.sets.pop();
+        });
+        let (applied, restart) = reload_plan(&old, &new);
+        assert!(applied.is_empty(), "{applied:?}");
+        assert_eq!(
+            restart,
+            [
+                "node.peers",
+                "node.role",
+                "sync.listen",
+                "vrrp.instances[0].vrid",
+                "sync.sets"
+            ]
+        );
+    }
+
+    #[test]
+    fn wall_time_of_an_instant_in_the_past() {
+        let now = unix_time(SystemTime::now());
+        let t = wall_time(Instant::now() - Duration::from_millis(1500));
+        assert!((now - 1.5 - t).abs() < 0.2, "{now} {t}");
+    }
 }
