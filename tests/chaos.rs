@@ -55,8 +55,9 @@ use chaos_support::{
     analyze, fingerprint, tree_diff, tree_files, Change, Event, Rng, Window, WindowKind,
 };
 use netlab::{AddressMonitor, Lab, Member, Process};
-use redundancy::config::BackupMode;
+use redundancy::config::{BackupMode, Direction, Role};
 use redundancy::control::Request;
+use redundancy::lab::PairConfigBuilder;
 use serde_json::Value;
 
 const VIP: &str = "10.99.0.100";
@@ -535,57 +536,30 @@ struct Rig {
     partition: Result<(), String>,
 }
 
+/// The node's configuration, written with the library's lab builder (the demo and the pair
+/// tests use the same one): VRRPv3 at 100 ms, `config` from the primary, `state` from the
+/// operational node, hooks that only leave a trace.
 fn write_config(dir: &Path, i: usize, peers: &[String], psk: &Path) -> std::io::Result<PathBuf> {
     let id = format!("node-{}", (b'a' + i as u8) as char);
-    let role = if i == 0 { "primary" } else { "secondary" };
-    let peers: Vec<String> = peers.iter().map(|p| format!("\"{p}\"")).collect();
-    let cfg = format!(
-        r#"[node]
-id = "{id}"
-role = "{role}"
-mode = "active"
-peers = [{peers}]
-control_socket = "{dir}/ctl.sock"
-
-[[vrrp.instances]]
-name = "pbx"
-interface = "eth0"
-vrid = 51
-priority = {prio}
-version = 3
-interval = "{advert}ms"
-virtual_addresses = ["{VIP}/24"]
-
-[sync]
-key_file = "{psk}"
-listen = "0.0.0.0:8730"
-
-[[sync.sets]]
-name = "config"
-root = "{dir}/config"
-interval = "1s"
-direction = "from_primary"
-
-[[sync.sets]]
-name = "state"
-root = "{dir}/state"
-interval = "{STATE_INTERVAL}"
-direction = "from_operational"
-
-[hooks]
-operational = ["echo operational >> {dir}/hooks.log"]
-standby = ["echo standby >> {dir}/hooks.log"]
-timeout = "5s"
-"#,
-        peers = peers.join(", "),
-        dir = dir.display(),
-        prio = PRIORITIES[i],
-        advert = ADVERT.as_millis(),
-        psk = psk.display(),
+    let role = if i == 0 {
+        Role::Primary
+    } else {
+        Role::Secondary
+    };
+    let mut b = PairConfigBuilder::new(dir, &id, role, PRIORITIES[i]);
+    b.peers = peers.to_vec();
+    b.key_file = psk.to_path_buf();
+    b.advert_interval = format!("{}ms", ADVERT.as_millis());
+    b.virtual_addresses = vec![format!("{VIP}/24")];
+    b.set("config", Direction::FromPrimary, "1s").set(
+        "state",
+        Direction::FromOperational,
+        STATE_INTERVAL,
     );
-    let path = dir.join("pair.toml");
-    std::fs::write(&path, cfg)?;
-    Ok(path)
+    let log = dir.join("hooks.log");
+    b.operational_hooks = vec![format!("echo operational >> {}", log.display())];
+    b.standby_hooks = vec![format!("echo standby >> {}", log.display())];
+    b.write()
 }
 
 fn tc(lab: &Lab, args: &[&str]) -> Result<String, String> {
