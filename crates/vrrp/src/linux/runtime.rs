@@ -374,6 +374,11 @@ struct Runtime {
     late_threshold: Duration,
     late_logged: Option<Instant>,
     status_at: Instant,
+    /// Per router: the end of a stall grace granted to its expired Master_Down timer (see
+    /// [`Runtime::stall_grace`]), or `None`.
+    grace_until: Vec<Option<Instant>>,
+    /// Stall graces granted (for the log and tests).
+    graces: u64,
 }
 
 impl Runtime {
@@ -478,6 +483,7 @@ impl Runtime {
         } else {
             None
         };
+        let n_routers = routers.len();
         Ok(Runtime {
             routers,
             inst,
@@ -495,6 +501,8 @@ impl Runtime {
             late_threshold: (min_interval / 4).max(Duration::from_millis(2)),
             late_logged: None,
             status_at: now,
+            grace_until: vec![None; n_routers],
+            graces: 0,
         })
     }
 
@@ -548,9 +556,11 @@ impl Runtime {
                 )
             };
             let now = Instant::now();
+            let mut stalled = false;
             if let Some(d) = deadline {
                 let late = now.saturating_duration_since(d);
                 if late > self.late_threshold {
+                    stalled = true;
                     self.late_wakeup(now, late);
                 }
             }
@@ -583,7 +593,16 @@ impl Runtime {
                 }
             }
             for i in 0..self.routers.len() {
-                if self.routers[i].poll_timeout().is_some_and(|d| d <= now) {
+                if self.grace_until[i].is_some()
+                    && self.routers[i].poll_timeout().is_none_or(|d| d > now)
+                {
+                    // An advertisement reset the timer during the grace: no takeover.
+                    self.grace_until[i] = None;
+                }
+                if self.routers[i].poll_timeout().is_some_and(|d| d <= now)
+                    && !self.stall_grace(i, now, stalled)
+                {
+                    self.grace_until[i] = None;
                     self.routers[i].handle_timeout(now);
                     self.drain(i, now);
                 }
@@ -602,9 +621,10 @@ impl Runtime {
     fn next_deadline(&self) -> Option<Instant> {
         let mut d: Option<Instant> = None;
         let mut take = |t: Instant| d = Some(d.map_or(t, |x| x.min(t)));
-        for r in &self.routers {
+        for (r, grace) in self.routers.iter().zip(&self.grace_until) {
             if let Some(t) = r.poll_timeout() {
-                take(t);
+                // A timer in its stall grace is due at the grace's end, not at once.
+                take(grace.map_or(t, |g| g.max(t)));
             }
         }
         for i in &self.inst {
@@ -618,6 +638,39 @@ impl Runtime {
         // Refresh the status snapshot now and then even when nothing happens.
         take(self.status_at + Duration::from_millis(100));
         d
+    }
+
+    /// Whether router `i`'s expired timer must wait a little longer: a deliberate deviation
+    /// from RFC 5798 section 6.4.2 ("If the Master_Down_Timer fires ... transition to the
+    /// Master state") and RFC 3768 section 6.4.2.
+    ///
+    /// When this thread itself woke up late (`stalled`: later than the late-wake-up threshold
+    /// after its deadline), the stall that delayed us most likely delayed the master too (a
+    /// loaded or paused machine, a VM losing its CPU): its advertisement may be about to be
+    /// sent or be in flight. The socket has already been drained (packets are read before
+    /// timers, so an advert that arrived during the stall has reset the timer already); if
+    /// the Master_Down timer of a Backup has still expired, it gets one Skew_Time of grace
+    /// before the takeover, once per expiry. An advertisement in the grace resets the timer
+    /// and cancels the takeover; without one the takeover happens at most Skew_Time late. A
+    /// thread that was on time never defers, so a real failure on a healthy machine is taken
+    /// over at the RFC's instant.
+    fn stall_grace(&mut self, i: usize, now: Instant, stalled: bool) -> bool {
+        let Some(slot) = self.grace_until.get_mut(i) else {
+            return false;
+        };
+        let is_backup = self.routers[i].state() == State::Backup;
+        let (defer, grace) =
+            stall_grace_decision(*slot, now, stalled, is_backup, self.routers[i].skew_time());
+        if slot.is_none() && grace.is_some() {
+            self.graces += 1;
+            log::info!(
+                "{}: Master_Down timer expired during a stall; waiting {:?} (Skew_Time) for a late advertisement",
+                self.inst[i].name,
+                self.routers[i].skew_time()
+            );
+        }
+        *slot = grace;
+        defer
     }
 
     fn late_wakeup(&mut self, now: Instant, late: Duration) {
@@ -919,6 +972,23 @@ impl Runtime {
     }
 }
 
+/// The stall-grace rule of [`Runtime::stall_grace`] on its own (pure, for tests): given the
+/// grace already granted to an expired timer, whether the thread woke up late, whether the
+/// router is a Backup and its Skew_Time, returns (defer the timeout now, the grace to keep).
+fn stall_grace_decision(
+    grace: Option<Instant>,
+    now: Instant,
+    stalled: bool,
+    is_backup: bool,
+    skew: Duration,
+) -> (bool, Option<Instant>) {
+    match grace {
+        Some(until) => (now < until, Some(until)),
+        None if stalled && is_backup => (true, Some(now + skew)),
+        None => (false, None),
+    }
+}
+
 /// Switches the calling thread to `SCHED_FIFO | SCHED_RESET_ON_FORK` at `priority`.
 fn set_realtime(priority: i32) {
     let param = libc::sched_param {
@@ -960,4 +1030,41 @@ fn lookup<'a>(
                 prefix_len: if ip.is_ipv4() { 32 } else { 128 },
             })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stall_grace_defers_a_late_backup_once_by_skew_time() {
+        let t0 = Instant::now();
+        let skew = Duration::from_micros(6094);
+        // On time: the takeover happens at once (RFC 5798 section 6.4.2).
+        assert_eq!(
+            stall_grace_decision(None, t0, false, true, skew),
+            (false, None)
+        );
+        // A late Master (its advert timer) never waits.
+        assert_eq!(
+            stall_grace_decision(None, t0, true, false, skew),
+            (false, None)
+        );
+        // A late Backup waits one Skew_Time...
+        let (defer, grace) = stall_grace_decision(None, t0, true, true, skew);
+        assert!(defer);
+        assert_eq!(grace, Some(t0 + skew));
+        // ...stays deferred inside the grace even when woken late again...
+        let mid = t0 + skew / 2;
+        assert_eq!(
+            stall_grace_decision(grace, mid, true, true, skew),
+            (true, grace)
+        );
+        // ...and takes over when the grace has run out, without a second grace.
+        let end = t0 + skew;
+        assert_eq!(
+            stall_grace_decision(grace, end, true, true, skew),
+            (false, grace)
+        );
+    }
 }
