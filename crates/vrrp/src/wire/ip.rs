@@ -4,9 +4,10 @@
 //! The IPv4 header checksum is not verified: the kernel drops bad headers before a raw socket
 //! sees them, and captures of locally sent packets may hold offloaded (unfilled) values.
 
-use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use core::net::{Ipv4Addr, Ipv6Addr};
 
-use super::{validate, Error, Family, IpMeta, Received, PROTOCOL};
+use super::receive::{validate_v4, validate_v6};
+use super::{Error, Family, Received, PROTOCOL};
 
 /// Fixed IPv4 header length (RFC 791 section 3.1).
 const IPV4_HEADER_LEN: usize = 20;
@@ -14,7 +15,7 @@ const IPV4_HEADER_LEN: usize = 20;
 const IPV6_HEADER_LEN: usize = 40;
 
 /// Parses an IPv4 or IPv6 packet carrying one VRRP message and validates it as
-/// [`validate`] does.
+/// [`validate`](super::validate) does.
 ///
 /// IPv4: options are skipped as the IHL says; the Total Length must fit the buffer, and bytes
 /// after it (Ethernet padding of a short frame) are ignored; fragments are refused.
@@ -64,18 +65,10 @@ fn parse_ipv4(bytes: &[u8]) -> Result<Received<'_>, Error> {
     if header[9] != PROTOCOL {
         return Err(Error::NotVrrp(header[9]));
     }
-    let meta = IpMeta {
-        src: IpAddr::V4(Ipv4Addr::new(
-            header[12], header[13], header[14], header[15],
-        )),
-        dst: IpAddr::V4(Ipv4Addr::new(
-            header[16], header[17], header[18], header[19],
-        )),
-        ttl: header[8],
-    };
-    // Both bounds were checked above; the fallback is never taken.
+    let src = Ipv4Addr::new(header[12], header[13], header[14], header[15]);
+    let dst = Ipv4Addr::new(header[16], header[17], header[18], header[19]);
     let vrrp = bytes.get(header_len..total_len).unwrap_or_default();
-    validate(vrrp, meta)
+    validate_v4(vrrp, src, dst, header[8])
 }
 
 /// IPv6 extension headers (RFC 8200 section 4, IANA "IPv6 Extension Header Types").
@@ -121,17 +114,10 @@ fn parse_ipv6(bytes: &[u8]) -> Result<Received<'_>, Error> {
             Error::NotVrrp(next_header)
         });
     }
-    let meta = IpMeta {
-        src: IpAddr::V6(Ipv6Addr::from(octets16(
-            header.get(8..24).unwrap_or_default(),
-        ))),
-        dst: IpAddr::V6(Ipv6Addr::from(octets16(
-            header.get(24..40).unwrap_or_default(),
-        ))),
-        ttl: header[7],
-    };
+    let src = Ipv6Addr::from(octets16(header.get(8..24).unwrap_or_default()));
+    let dst = Ipv6Addr::from(octets16(header.get(24..40).unwrap_or_default()));
     let vrrp = bytes
         .get(IPV6_HEADER_LEN..IPV6_HEADER_LEN + payload_len)
         .unwrap_or_default();
-    validate(vrrp, meta)
+    validate_v6(vrrp, src, dst, header[7])
 }

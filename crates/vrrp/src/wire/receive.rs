@@ -5,7 +5,7 @@
 //! address list matches) are the election's; this module checks everything the packet alone
 //! can prove.
 
-use core::net::IpAddr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::repr::{check_structure, parse_fields};
 use super::{checksum, Advertisement, ChecksumForm, Error, Family, Packet, Version, TTL};
@@ -47,6 +47,39 @@ fn expected_checksum(sum_with_field: u16, found: u16, pseudo: u16) -> u16 {
     checksum::finish(checksum::combine(&[sum_with_field, !found, pseudo]))
 }
 
+// The error constructors are out of line and cold: a node validates every packet, and keeping
+// the failure paths out of the hot function keeps it small enough to run from registers.
+
+#[cold]
+#[inline(never)]
+fn bad_v2_checksum(sum: u16, found: u16) -> Error {
+    Error::BadChecksum {
+        found,
+        computed: expected_checksum(sum, found, 0),
+        form: ChecksumForm::V2,
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn bad_v3_checksum_v4(sum: u16, found: u16, pseudo: u16) -> Error {
+    Error::BadChecksumEitherForm {
+        found,
+        pseudo_header: expected_checksum(sum, found, pseudo),
+        plain: expected_checksum(sum, found, 0),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn bad_v3_checksum_v6(sum: u16, found: u16, pseudo: u16) -> Error {
+    Error::BadChecksum {
+        found,
+        computed: expected_checksum(sum, found, pseudo),
+        form: ChecksumForm::PseudoHeader,
+    }
+}
+
 /// Validates VRRP bytes read from a socket, with the IP metadata the socket reported.
 ///
 /// In order: TTL / hop limit 255; header length; version 2 or 3 (2 over IPv4 only); length
@@ -56,63 +89,92 @@ fn expected_checksum(sum_with_field: u16, found: u16, pseudo: u16) -> u16 {
 /// reported as corrupted rather than as a strange one.
 #[inline]
 pub fn validate(vrrp: &[u8], meta: IpMeta) -> Result<Received<'_>, Error> {
-    let IpMeta { src, dst, ttl } = meta;
-    let family = match (src, dst) {
-        (IpAddr::V4(_), IpAddr::V4(_)) => Family::V4,
-        (IpAddr::V6(_), IpAddr::V6(_)) => Family::V6,
-        _ => return Err(Error::MixedFamilies { src, dst }),
-    };
+    // Split by family first: each path then reads only the address bytes it needs and the
+    // family-dependent checks fold away.
+    match (meta.src, meta.dst) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => validate_v4(vrrp, src, dst, meta.ttl),
+        (IpAddr::V6(src), IpAddr::V6(dst)) => validate_v6(vrrp, src, dst, meta.ttl),
+        (src, dst) => Err(Error::MixedFamilies { src, dst }),
+    }
+}
+
+/// [`validate`] for a message that arrived over IPv4.
+#[inline]
+pub(crate) fn validate_v4(
+    vrrp: &[u8],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    ttl: u8,
+) -> Result<Received<'_>, Error> {
     // RFC 3768 / RFC 5798 section 7.1: a TTL below 255 means a router forwarded it.
     if ttl != TTL {
-        return Err(match family {
-            Family::V4 => Error::BadTtl(ttl),
-            Family::V6 => Error::BadHopLimit(ttl),
-        });
+        return Err(Error::BadTtl(ttl));
     }
-    let version = check_structure(vrrp, family)?;
+    let version = check_structure(vrrp, Family::V4)?;
     let found = Packet::new_unchecked(vrrp).checksum();
-    let sum = checksum::data(vrrp);
-    let checksum_form = match (version, family) {
-        (Version::V2, _) => {
+    // check_structure proved the length is 16 + 4n (v2) or 8 + 4n (v3): whole 32-bit words.
+    let sum = checksum::data_words(vrrp);
+    let checksum_form = match version {
+        Version::V2 => {
             if !checksum::verifies(sum) {
-                return Err(Error::BadChecksum {
-                    found,
-                    computed: expected_checksum(sum, found, 0),
-                    form: ChecksumForm::V2,
-                });
+                return Err(bad_v2_checksum(sum, found));
             }
             ChecksumForm::V2
         }
-        (Version::V3, _) => {
-            let pseudo = super::packet::pseudo_header(&src, &dst, vrrp.len())?;
+        Version::V3 => {
+            // At most 8 + 255 * 4 bytes: the length always fits the pseudo-header's 16 bits.
+            let pseudo = checksum::pseudo_header_v4(&src, &dst, vrrp.len() as u16);
             if checksum::verifies(checksum::combine(&[sum, pseudo])) {
                 ChecksumForm::PseudoHeader
-            } else if family == Family::V4 && checksum::verifies(sum) {
+            } else if checksum::verifies(sum) {
                 // RFC 9568 section 5.2.8 notes implementations that leave the IPv4
                 // pseudo-header out; accept them and say so.
                 ChecksumForm::Plain
-            } else if family == Family::V4 {
-                return Err(Error::BadChecksumEitherForm {
-                    found,
-                    pseudo_header: expected_checksum(sum, found, pseudo),
-                    plain: expected_checksum(sum, found, 0),
-                });
             } else {
-                return Err(Error::BadChecksum {
-                    found,
-                    computed: expected_checksum(sum, found, pseudo),
-                    form: ChecksumForm::PseudoHeader,
-                });
+                return Err(bad_v3_checksum_v4(sum, found, pseudo));
             }
         }
     };
-    let advert = parse_fields(vrrp, version, family)?;
+    let advert = parse_fields(vrrp, version, Family::V4)?;
     Ok(Received {
-        src,
-        dst,
+        src: IpAddr::V4(src),
+        dst: IpAddr::V4(dst),
         ttl,
         advert,
         checksum: found,
         checksum_form,
+    })
+}
+
+/// [`validate`] for a message that arrived over IPv6 (VRRPv3 only, RFC 5798 section 5.1.2).
+#[inline]
+pub(crate) fn validate_v6(
+    vrrp: &[u8],
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    hop_limit: u8,
+) -> Result<Received<'_>, Error> {
+    // RFC 5798 section 7.1: a hop limit below 255 means a router forwarded it.
+    if hop_limit != TTL {
+        return Err(Error::BadHopLimit(hop_limit));
+    }
+    // Rejects version 2 over IPv6.
+    check_structure(vrrp, Family::V6)?;
+    let found = Packet::new_unchecked(vrrp).checksum();
+    // 8 + 16n bytes: whole 32-bit words.
+    let sum = checksum::data_words(vrrp);
+    // At most 8 + 255 * 16 bytes: fits the pseudo-header's 32-bit length.
+    let pseudo = checksum::pseudo_header_v6(&src, &dst, vrrp.len() as u32);
+    if !checksum::verifies(checksum::combine(&[sum, pseudo])) {
+        return Err(bad_v3_checksum_v6(sum, found, pseudo));
+    }
+    let advert = parse_fields(vrrp, Version::V3, Family::V6)?;
+    Ok(Received {
+        src: IpAddr::V6(src),
+        dst: IpAddr::V6(dst),
+        ttl: hop_limit,
+        advert,
+        checksum: found,
+        checksum_form: ChecksumForm::PseudoHeader,
     })
 }

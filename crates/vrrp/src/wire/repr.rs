@@ -17,27 +17,32 @@ const V2_MAX_INTERVAL_CS: u16 = 255 * 100;
 /// Checks the parts of a message that decide how to read the rest: the header is there, the
 /// version is known and fits the family, and the length is exactly what the count implies
 /// (RFC 3768 section 7.1, RFC 5798 section 7.1).
-#[inline]
+///
+/// Works on the fixed 8-byte header as an array, so the field reads that follow need no bounds
+/// checks: this runs for every packet a node receives.
+#[inline(always)]
 pub(crate) fn check_structure(bytes: &[u8], family: Family) -> Result<Version, Error> {
     let len = bytes.len();
-    if len < HEADER_LEN {
+    let Some(header) = bytes.first_chunk::<HEADER_LEN>() else {
         return Err(Error::Truncated { len });
-    }
-    let packet = Packet::new_unchecked(bytes);
-    let version = match packet.version() {
+    };
+    let version = match header[0] >> 4 {
         2 => Version::V2,
         3 => Version::V3,
         other => return Err(Error::UnknownVersion(other)),
     };
-    if version == Version::V2 && family == Family::V6 {
-        return Err(Error::V2OverIpv6);
-    }
-    let expected = packet.message_len(family);
+    let count = header[3];
+    let expected = match (version, family) {
+        (Version::V2, Family::V6) => return Err(Error::V2OverIpv6),
+        (Version::V2, Family::V4) => HEADER_LEN + usize::from(count) * 4 + AUTH_DATA_LEN,
+        (Version::V3, Family::V4) => HEADER_LEN + usize::from(count) * 4,
+        (Version::V3, Family::V6) => HEADER_LEN + usize::from(count) * 16,
+    };
     if len != expected {
         return Err(Error::CountMismatch {
             version,
             family,
-            count: packet.count_ip_addrs(),
+            count,
             expected,
             len,
         });
@@ -46,35 +51,52 @@ pub(crate) fn check_structure(bytes: &[u8], family: Family) -> Result<Version, E
 }
 
 /// Reads the fields of a message that passed [`check_structure`].
-#[inline]
+#[inline(always)]
 pub(crate) fn parse_fields<'a>(
     bytes: &'a [u8],
     version: Version,
     family: Family,
 ) -> Result<Advertisement<'a>, Error> {
-    let packet = Packet::new_unchecked(bytes);
-    let msg_type = packet.msg_type();
+    let Some(header) = bytes.first_chunk::<HEADER_LEN>() else {
+        return Err(Error::Truncated { len: bytes.len() });
+    };
+    let msg_type = header[0] & 0x0f;
     if msg_type != TYPE_ADVERTISEMENT {
         return Err(Error::UnknownType(msg_type));
     }
-    let vrid = packet.vrid();
+    let vrid = header[1];
     if vrid == 0 {
         return Err(Error::ZeroVrid);
     }
+    let width = match (version, family) {
+        (Version::V3, Family::V6) => 16,
+        _ => 4,
+    };
+    let end = HEADER_LEN + usize::from(header[3]) * width;
+    // check_structure proved the length; `get` keeps this function safe on its own.
+    let address_bytes = bytes.get(HEADER_LEN..end).unwrap_or_default();
     let (auth, interval_cs) = match version {
         Version::V2 => {
-            let auth = match packet.auth_type() {
+            let auth = match header[4] {
                 // Auth data is ignored on receive (RFC 3768 section 5.3.10).
                 AUTH_TYPE_NONE => Auth::None,
-                // The length check guarantees the trailer; the default is never taken.
-                AUTH_TYPE_SIMPLE => Auth::SimplePassword(packet.auth_data().unwrap_or_default()),
+                AUTH_TYPE_SIMPLE => Auth::SimplePassword(
+                    bytes
+                        .get(end..)
+                        .and_then(|t| t.first_chunk::<AUTH_DATA_LEN>())
+                        .copied()
+                        .unwrap_or_default(),
+                ),
                 other => return Err(Error::UnsupportedAuthType(other)),
             };
-            (auth, u16::from(packet.adver_int()) * 100)
+            (auth, u16::from(header[5]) * 100)
         }
-        Version::V3 => (Auth::None, packet.max_adver_int()),
+        // RFC 5798 section 5.2.6: the 4 reserved bits are ignored on receive.
+        Version::V3 => (
+            Auth::None,
+            u16::from_be_bytes([header[4], header[5]]) & V3_MAX_INTERVAL_CS,
+        ),
     };
-    let address_bytes = packet.addresses(family);
     let addresses = match (version, family) {
         (Version::V3, Family::V6) => Addresses::V6(address_bytes),
         _ => Addresses::V4(address_bytes),
@@ -82,11 +104,37 @@ pub(crate) fn parse_fields<'a>(
     Ok(Advertisement {
         version,
         vrid,
-        priority: packet.priority(),
+        priority: header[2],
         interval_cs,
         auth,
         addresses,
     })
+}
+
+/// Copies the address bytes (`dst` and `src` have the same length). Up to 32 bytes, the
+/// usual one to eight IPv4 addresses or two IPv6 ones, it is two overlapping fixed-size moves
+/// (first and last 4, 8 or 16 bytes) instead of a call to `memcpy`.
+#[inline(always)]
+fn copy_words(dst: &mut [u8], src: &[u8]) {
+    fn ends<const N: usize>(dst: &mut [u8], src: &[u8]) {
+        if let (Some(d), Some(s)) = (dst.first_chunk_mut::<N>(), src.first_chunk::<N>()) {
+            *d = *s;
+        }
+        if let (Some(d), Some(s)) = (dst.last_chunk_mut::<N>(), src.last_chunk::<N>()) {
+            *d = *s;
+        }
+    }
+    match src.len() {
+        0 => {}
+        4..=7 => ends::<4>(dst, src),
+        8..=15 => ends::<8>(dst, src),
+        16..=32 => ends::<16>(dst, src),
+        _ => {
+            if let Some(dst) = dst.get_mut(..src.len()) {
+                dst.copy_from_slice(src);
+            }
+        }
+    }
 }
 
 impl<'a> Advertisement<'a> {
@@ -220,41 +268,57 @@ impl<'a> Advertisement<'a> {
             .get_mut(..need)
             .ok_or(Error::BufferTooSmall { need, have })?;
 
-        let mut packet = Packet::new_unchecked(buf);
-        let version_number = match self.version {
-            Version::V2 => 2,
-            Version::V3 => 3,
-        };
-        packet.set_version_and_type(version_number, TYPE_ADVERTISEMENT);
-        packet.set_vrid(self.vrid);
-        packet.set_priority(self.priority);
-        packet.set_count_ip_addrs(count);
-        match self.version {
+        // The fixed header is written as one array and the checksum over whole 32-bit words
+        // (every message is 16 + 4n, 8 + 4n or 8 + 16n bytes): a node emits one message per
+        // advertisement interval per router, and this keeps it to a few stores.
+        let (version_number, byte4, byte5) = match self.version {
             Version::V2 => {
                 let auth_type = match self.auth {
                     Auth::None => AUTH_TYPE_NONE,
                     Auth::SimplePassword(_) => AUTH_TYPE_SIMPLE,
                 };
-                packet.set_auth_type(auth_type);
                 // check_emittable bounds the interval to 0..=25500 in whole seconds.
-                packet.set_adver_int((self.interval_cs / 100) as u8);
+                (2u8, auth_type, (self.interval_cs / 100) as u8)
             }
-            Version::V3 => packet.set_max_adver_int(self.interval_cs),
-        }
-        packet.set_checksum(0);
-
+            Version::V3 => {
+                // RFC 5798 section 5.2.6: the 4 reserved bits are zero on send.
+                let [hi, lo] = (self.interval_cs & V3_MAX_INTERVAL_CS).to_be_bytes();
+                (3u8, hi, lo)
+            }
+        };
+        let (header, body) = buf
+            .split_first_chunk_mut::<HEADER_LEN>()
+            .ok_or(Error::BufferTooSmall { need, have })?;
+        *header = [
+            version_number << 4 | TYPE_ADVERTISEMENT,
+            self.vrid,
+            self.priority,
+            count,
+            byte4,
+            byte5,
+            0,
+            0,
+        ];
         let addresses = self.addresses.as_bytes();
-        let (address_field, trailer) = packet
-            .body_mut()
+        let (address_field, trailer) = body
             .split_at_mut_checked(addresses.len())
             .ok_or(Error::BufferTooSmall { need, have })?;
-        address_field.copy_from_slice(addresses);
-        match self.auth {
-            Auth::SimplePassword(password) => trailer.copy_from_slice(&password),
-            // RFC 3768 section 5.3.10: SHOULD be zero on transmission. (v3: no trailer.)
-            Auth::None => trailer.fill(0),
+        copy_words(address_field, addresses);
+        if let Some(trailer) = trailer.first_chunk_mut::<AUTH_DATA_LEN>() {
+            *trailer = match self.auth {
+                Auth::SimplePassword(password) => password,
+                // RFC 3768 section 5.3.10: SHOULD be zero on transmission.
+                Auth::None => [0; AUTH_DATA_LEN],
+            };
         }
-        packet.fill_checksum(form, &src, &dst)?;
+        let sum = super::checksum::data_words(buf);
+        let sum = match form {
+            ChecksumForm::V2 | ChecksumForm::Plain => sum,
+            ChecksumForm::PseudoHeader => {
+                super::checksum::combine(&[sum, super::packet::pseudo_header(&src, &dst, need)?])
+            }
+        };
+        Packet::new_unchecked(buf).set_checksum(super::checksum::finish(sum));
         Ok(need)
     }
 
