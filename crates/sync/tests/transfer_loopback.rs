@@ -380,3 +380,32 @@ fn reused_generation_takes_every_change_and_leaves_the_current_one_alone() {
     chmod(&s.join("ro"), 0o755);
     server.stop();
 }
+
+#[test]
+fn watched_set_is_scanned_ahead_of_the_next_poll() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    build_source(src.path());
+    let server = serve(src.path(), true);
+    let cfg = pull_cfg(server.addr, key());
+    let store = GenStore::open(dst.path()).unwrap();
+    pull_once(&store, &cfg).unwrap();
+    let (scans, _) = server.server.scan_stats("data").unwrap();
+    write(src.path(), "etc/pbx.conf", b"[general]\nport=5099\n");
+    // No puller asks; the server scans once the tree has been quiet (wide margin).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while server.server.scan_stats("data").unwrap().0 == scans {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scan ahead within 20 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let ahead = server.server.scan_stats("data").unwrap().0;
+    // The next poll uses that manifest: no scan of its own, and it gets the change.
+    let r = pull_once(&store, &cfg).unwrap();
+    assert!(r.changed, "{r}");
+    assert_same(src.path(), dst.path());
+    assert_eq!(server.server.scan_stats("data").unwrap().0, ahead);
+    server.stop();
+}

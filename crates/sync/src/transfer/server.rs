@@ -192,6 +192,11 @@ impl Server {
         Ok(lock(st).scanner.manifest()?.1)
     }
 
+    /// (full scans done, files hashed) of a set's scanner, or `None` for an unknown set.
+    pub fn scan_stats(&self, set: &str) -> Option<(u64, u64)> {
+        self.shared.sets.get(set).map(|st| lock(st).scanner.stats())
+    }
+
     /// Runs the server on its own thread.
     pub fn spawn(self, listener: TcpListener) -> Result<ServerHandle, TransferError> {
         let addr = listener
@@ -209,8 +214,17 @@ impl Server {
         })
     }
 
-    /// Accepts connections until stopped, one thread each.
+    /// Accepts connections until stopped, one thread each. Watched sets are rescanned in the
+    /// background once their tree has been quiet for [`SCAN_AHEAD_QUIET`] after a change, so a
+    /// puller normally finds the new manifest ready instead of waiting for the walk.
     pub fn serve(&self, listener: TcpListener) {
+        let shared = Arc::clone(&self.shared);
+        let ahead = std::thread::Builder::new()
+            .name("sync-scan-ahead".into())
+            .spawn(move || scan_ahead(&shared));
+        if let Err(e) = ahead {
+            log::warn!("no scan-ahead thread ({e}); sets are scanned when a puller asks");
+        }
         for conn in listener.incoming() {
             if self.shared.stop.load(Ordering::SeqCst) {
                 break;
@@ -245,6 +259,39 @@ impl Server {
             if let Err(e) = spawned {
                 self.shared.active.fetch_sub(1, Ordering::SeqCst);
                 log::warn!("spawning connection thread: {e}");
+            }
+        }
+    }
+}
+
+/// How long a watched tree must be quiet after a change before it is scanned ahead.
+pub const SCAN_AHEAD_QUIET: Duration = Duration::from_millis(100);
+
+/// The scan-ahead loop (see [`Server::serve`]); ends when the server stops.
+fn scan_ahead(shared: &Shared) {
+    // A set whose scan failed is left to the pullers for a while (they report the error)
+    // instead of being rescanned every tick.
+    let mut failed: HashMap<&str, std::time::Instant> = HashMap::new();
+    while !shared.stop.load(Ordering::SeqCst) {
+        std::thread::sleep(SCAN_AHEAD_QUIET / 2);
+        for (name, state) in &shared.sets {
+            if failed
+                .get(name.as_str())
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(5))
+            {
+                continue;
+            }
+            let mut st = lock(state);
+            if st.scanner.wants_scan_ahead(SCAN_AHEAD_QUIET) {
+                match st.scanner.manifest() {
+                    Ok(_) => {
+                        failed.remove(name.as_str());
+                    }
+                    Err(e) => {
+                        log::debug!("scan ahead of set {name}: {e}");
+                        failed.insert(name, std::time::Instant::now());
+                    }
+                }
             }
         }
     }

@@ -49,6 +49,8 @@ pub struct Scanner {
     cache: HashMap<String, (CacheKey, [u8; 32])>,
     last: Option<(Arc<Manifest>, GenId)>,
     dirty: Arc<AtomicBool>,
+    /// When the watch last reported a relevant event (milliseconds since the Unix epoch).
+    last_event_ms: Arc<std::sync::atomic::AtomicU64>,
     watcher: Option<notify::RecommendedWatcher>,
     /// Counters for tests and benchmarks: (full scans, files hashed).
     stats: (u64, u64),
@@ -63,6 +65,7 @@ impl Scanner {
             cache: HashMap::new(),
             last: None,
             dirty: Arc::new(AtomicBool::new(true)),
+            last_event_ms: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             watcher: None,
             stats: (0, 0),
         }
@@ -78,6 +81,7 @@ impl Scanner {
     pub fn watch(&mut self) -> Result<(), notify::Error> {
         use notify::{RecursiveMode, Watcher};
         let dirty = Arc::clone(&self.dirty);
+        let last = Arc::clone(&self.last_event_ms);
         let mut w = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
             // Any event or error (overflow included) means "look again"; access events cannot
             // change the manifest, skip them so readers do not cause rescans.
@@ -86,6 +90,7 @@ impl Scanner {
                 Err(_) => true,
             };
             if relevant {
+                last.store(now_ms(), Ordering::SeqCst);
                 dirty.store(true, Ordering::SeqCst);
             }
         })?;
@@ -93,6 +98,16 @@ impl Scanner {
         self.watcher = Some(w);
         self.dirty.store(true, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Whether a watched tree changed and has been quiet (no event) for at least `quiet`: the
+    /// moment to scan ahead of the next poll, so that the puller finds the manifest ready.
+    /// Always false without a watch (such a tree is scanned when asked).
+    pub fn wants_scan_ahead(&self, quiet: Duration) -> bool {
+        self.watcher.is_some()
+            && self.dirty.load(Ordering::SeqCst)
+            && now_ms().saturating_sub(self.last_event_ms.load(Ordering::SeqCst))
+                >= quiet.as_millis() as u64
     }
 
     /// (full scans done, files hashed) since creation.
@@ -262,6 +277,12 @@ impl Scanner {
         }
         Ok(())
     }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The replicated metadata of a `lstat` result.
