@@ -1,0 +1,169 @@
+//! Resource bounds over many failovers (issue 5): two `redundancy-cli vrrp` processes in
+//! namespaces (the binary next to the test binary, or `RESOURCE_BIN`), the master's switch port
+//! cut and restored again and again (backup takes over, master preempts back). After every
+//! cycle the open file descriptors (`/proc/PID/fd`), threads (`/proc/PID/task`) and RSS of both
+//! nodes are sampled; they must stay flat. Skips with a reason when not root.
+//!
+//! Knobs: `RESOURCE_CYCLES` (default 8; each cycle is two failovers, about 1 s).
+#![cfg(target_os = "linux")]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const LONG: Duration = Duration::from_secs(10);
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+/// The `redundancy-cli` binary: `RESOURCE_BIN`, or `target/<profile>/redundancy-cli`.
+fn cli_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("RESOURCE_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let p = exe.parent()?.parent()?.join("redundancy-cli");
+    p.is_file().then_some(p)
+}
+
+/// One sample of a process's resources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Sample {
+    fds: usize,
+    threads: usize,
+    rss_kib: u64,
+}
+
+fn sample(pid: u32) -> Option<Sample> {
+    let count = |d: String| std::fs::read_dir(d).ok().map(|r| r.count());
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kib = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(Sample {
+        fds: count(format!("/proc/{pid}/fd"))?,
+        threads: count(format!("/proc/{pid}/task"))?,
+        rss_kib,
+    })
+}
+
+fn count_lines(p: &netlab::Process, needle: &str) -> usize {
+    p.output().iter().filter(|l| l.contains(needle)).count()
+}
+
+/// Waits until `p` has logged `needle` more than `seen` times.
+fn wait_more(p: &netlab::Process, needle: &str, seen: usize) -> bool {
+    let deadline = Instant::now() + LONG;
+    while Instant::now() < deadline {
+        if count_lines(p, needle) > seen {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+#[test]
+fn fds_threads_and_memory_stay_flat_over_many_failovers() {
+    if netlab::require_root(&[]) {
+        return;
+    }
+    let Some(bin) = cli_binary() else {
+        eprintln!("skipped: redundancy-cli binary not found (build it or set RESOURCE_BIN)");
+        return;
+    };
+    let cycles = env_u64("RESOURCE_CYCLES").unwrap_or(8).max(2);
+    let mut lab = netlab::Lab::new("res").expect("lab");
+    let a = lab.add_member("a", &["10.99.0.1/24"]).expect("a");
+    let b = lab.add_member("b", &["10.99.0.2/24"]).expect("b");
+    let bin = bin.to_str().expect("utf-8 path").to_string();
+    let node = |m: &netlab::Member, prio: &str| {
+        lab.spawn(
+            m,
+            &[
+                &bin,
+                "vrrp",
+                "--interface",
+                "eth0",
+                "--vrid",
+                "9",
+                "--priority",
+                prio,
+                "--vip",
+                "10.99.0.100/24",
+                "--interval",
+                "50ms",
+            ],
+        )
+        .expect("spawn node")
+    };
+    let pa = node(&a, "200");
+    let pb = node(&b, "100");
+    pa.wait_for_output("-> master", LONG)
+        .expect("a becomes master");
+    pb.wait_for_output("-> backup", LONG)
+        .expect("b becomes backup");
+    std::thread::sleep(Duration::from_millis(500));
+
+    let mut samples: Vec<(Sample, Sample)> = Vec::new();
+    let t0 = Instant::now();
+    for cycle in 0..cycles {
+        // Cut a off: b takes over; a (carrier still up) stays master alone on its side.
+        let mb = count_lines(&pb, "-> master");
+        lab.set_port(&a, false).expect("port down");
+        assert!(
+            wait_more(&pb, "-> master", mb),
+            "cycle {cycle}: b takes over"
+        );
+        // Restore: a (higher priority, preempt) and b meet; b yields.
+        let bb = count_lines(&pb, "-> backup");
+        lab.set_port(&a, true).expect("port up");
+        assert!(wait_more(&pb, "-> backup", bb), "cycle {cycle}: b yields");
+        std::thread::sleep(Duration::from_millis(200));
+        let s = (
+            sample(pa.pid()).expect("sample a"),
+            sample(pb.pid()).expect("sample b"),
+        );
+        samples.push(s);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let first = samples[0];
+    let last = samples[samples.len() - 1];
+    let max_rss = samples
+        .iter()
+        .fold((0, 0), |m, s| (m.0.max(s.0.rss_kib), m.1.max(s.1.rss_kib)));
+    eprintln!(
+        "{cycles} cycles ({} failovers) in {secs:.1} s; a: fds {} -> {}, threads {} -> {}, RSS {} -> {} KiB (max {}); b: fds {} -> {}, threads {} -> {}, RSS {} -> {} KiB (max {})",
+        cycles * 2,
+        first.0.fds,
+        last.0.fds,
+        first.0.threads,
+        last.0.threads,
+        first.0.rss_kib,
+        last.0.rss_kib,
+        max_rss.0,
+        first.1.fds,
+        last.1.fds,
+        first.1.threads,
+        last.1.threads,
+        first.1.rss_kib,
+        last.1.rss_kib,
+        max_rss.1
+    );
+    for (who, f, l, m) in [
+        ("a", first.0, last.0, max_rss.0),
+        ("b", first.1, last.1, max_rss.1),
+    ] {
+        assert_eq!(l.fds, f.fds, "{who}: open fds changed: {samples:?}");
+        assert_eq!(l.threads, f.threads, "{who}: threads changed: {samples:?}");
+        assert!(
+            m <= f.rss_kib + 2048,
+            "{who}: RSS grew from {} to {m} KiB: {samples:?}",
+            f.rss_kib
+        );
+    }
+}
