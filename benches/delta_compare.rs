@@ -17,7 +17,9 @@
 //! "Stream 4 GiB" (issue 6: peak RSS under 64 MiB while streaming a 4 GiB file): ours only
 //! (fast_rsync cannot stream), signature, diff and apply each in its own child process, reading
 //! a generated base and new file (a seekable generator, nothing on disk; the new file differs
-//! in 16 scattered 4 KiB regions); peak RSS and throughput of one run each.
+//! in 16 scattered 4 KiB regions); peak RSS and throughput of one run each (the throughput
+//! includes generating the data, about 8 bytes per hash, so it is a floor, not the engine's
+//! speed; the diff's peak includes the signature it needs, 20 bytes per block).
 //!
 //! Every figure (all runs of ours and of each peer, one record per peer) is appended to the
 //! file named by `BENCH_JSON` (see `benches/report/mod.rs`), group "delta".
