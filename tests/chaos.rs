@@ -35,6 +35,7 @@
 //! * `CHAOS_KINDS`: comma-separated subset of `port,kill,term,partition,netem,swap,mode`.
 //! * `CHAOS_TARGET=standby`: port, kill and term faults only hit standbys, and no swaps: the
 //!   master never moves except inside partitions (see the report for why this knob exists).
+//! * `CHAOS_LOG_DIR` (default `TMPDIR/chaos-<seed>`): every daemon's whole output.
 //! * `CHAOS_STRICT=1`: also hold "stale at restart" windows to the two-owner bound (a daemon
 //!   restarted after SIGKILL keeps the VIP its killed process left behind while it is backup;
 //!   a known finding, reported as its own kind).
@@ -534,6 +535,9 @@ struct Rig {
     monitors: Vec<AddressMonitor>,
     netem: Result<(), String>,
     partition: Result<(), String>,
+    /// Where the daemons' whole output is kept (`CHAOS_LOG_DIR`, default
+    /// `TMPDIR/chaos-<seed>`).
+    logs: PathBuf,
 }
 
 /// The node's configuration, written with the library's lab builder (the demo and the pair
@@ -581,7 +585,7 @@ fn tc(lab: &Lab, args: &[&str]) -> Result<String, String> {
 }
 
 impl Rig {
-    fn new(count: usize, bin: PathBuf) -> Result<Rig, String> {
+    fn new(count: usize, bin: PathBuf, logs: PathBuf) -> Result<Rig, String> {
         let mut lab = Lab::new("chaos").map_err(|e| e.to_string())?;
         let psk = lab.dir().join("psk");
         std::fs::write(&psk, "the chaos suite's pre-shared key, test only\n")
@@ -708,6 +712,7 @@ impl Rig {
             monitors,
             netem,
             partition,
+            logs,
         })
     }
 
@@ -760,6 +765,7 @@ impl Rig {
             self.sh.event(n, Change::Alive(false));
         }
         let mut out = p.output();
+        self.save_log(n, &out);
         let keep = out.len().saturating_sub(200);
         self.nodes[n].history = out.split_off(keep);
         match res {
@@ -772,6 +778,19 @@ impl Rig {
         }
     }
 
+    /// Appends a finished process's whole output to `LOGDIR/node-x.log` (kept after the run).
+    fn save_log(&self, n: usize, lines: &[String]) {
+        use std::io::Write;
+        let path = self.logs.join(format!("{}.log", self.sh.nodes[n].id));
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+        {
+            let _ = writeln!(f, "{}\n--- process ended ---", lines.join("\n"));
+        }
+    }
+
     fn log(&self, n: usize) -> String {
         let mut lines = self.nodes[n].history.clone();
         if let Some(p) = &self.nodes[n].process {
@@ -781,15 +800,19 @@ impl Rig {
         lines.join("\n")
     }
 
+    /// The change is recorded when the command has returned: on a loaded machine starting
+    /// `ip` takes tens of milliseconds, which would otherwise count into the windows.
     fn set_port(&self, n: usize, up: bool) -> Result<(), String> {
-        self.sh.event(n, Change::Port(up));
-        self.lab
+        let r = self
+            .lab
             .set_port(&self.nodes[n].member, up)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string());
+        self.sh.event(n, Change::Port(up));
+        r
     }
 
+    /// Recorded once both directions are cut (or both are open again).
     fn set_partitioned(&self, n: usize, cut: bool) -> Result<(), String> {
-        self.sh.event(n, Change::Partitioned(cut));
         let port = self.nodes[n].member.port.as_str();
         for dir in ["ingress", "egress"] {
             if cut {
@@ -822,6 +845,7 @@ impl Rig {
                 tc(&self.lab, &["filter", "del", "dev", port, dir])?;
             }
         }
+        self.sh.event(n, Change::Partitioned(cut));
         Ok(())
     }
 
@@ -1219,7 +1243,13 @@ fn chaos_pair_keeps_one_owner_and_whole_generations() {
         "chaos: CHAOS_SEED={seed} CHAOS_NODES={count} steps={} minutes={minutes:?} tolerance={tol:?}",
         if steps == u64::MAX { "unbounded".to_string() } else { steps.to_string() }
     );
-    let mut rig = Rig::new(count, bin).expect("rig");
+    let logs = std::env::var_os("CHAOS_LOG_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("chaos-{seed}")));
+    let _ = std::fs::remove_dir_all(&logs);
+    std::fs::create_dir_all(&logs).expect("log directory");
+    eprintln!("daemon logs: {}", logs.display());
+    let mut rig = Rig::new(count, bin, logs).expect("rig");
     let mut tally = Tally::default();
     let mut kinds: Vec<Kind> = Kind::ALL.to_vec();
     if let Ok(only) = std::env::var("CHAOS_KINDS") {
@@ -1343,6 +1373,11 @@ fn chaos_pair_keeps_one_owner_and_whole_generations() {
                     fmt_ms(b)
                 ));
             }
+        }
+    }
+    for n in 0..count {
+        if let Some(p) = &rig.nodes[n].process {
+            rig.save_log(n, &p.output());
         }
     }
     // --- the report ---
