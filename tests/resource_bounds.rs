@@ -55,6 +55,12 @@ fn count_lines(p: &netlab::Process, needle: &str) -> usize {
     p.output().iter().filter(|l| l.contains(needle)).count()
 }
 
+/// The last few output lines of a process.
+fn tail(p: &netlab::Process) -> Vec<String> {
+    let out = p.output();
+    out[out.len().saturating_sub(6)..].to_vec()
+}
+
 /// Waits until `p` has logged `needle` more than `seen` times.
 fn wait_more(p: &netlab::Process, needle: &str, seen: usize) -> bool {
     let deadline = Instant::now() + LONG;
@@ -112,7 +118,7 @@ fn fds_threads_and_memory_stay_flat_over_many_failovers() {
     let mut samples: Vec<(Sample, Sample)> = Vec::new();
     let t0 = Instant::now();
     for cycle in 0..cycles {
-        // Cut a off: b takes over; a (carrier still up) stays master alone on its side.
+        // Cut a off at the switch: a loses carrier (Fault), b takes over.
         let mb = count_lines(&pb, "-> master");
         lab.set_port(&a, false).expect("port down");
         assert!(
@@ -122,7 +128,12 @@ fn fds_threads_and_memory_stay_flat_over_many_failovers() {
         // Restore: a (higher priority, preempt) and b meet; b yields.
         let bb = count_lines(&pb, "-> backup");
         lab.set_port(&a, true).expect("port up");
-        assert!(wait_more(&pb, "-> backup", bb), "cycle {cycle}: b yields");
+        assert!(
+            wait_more(&pb, "-> backup", bb),
+            "cycle {cycle}: b yields; a's last lines: {:?}; b's: {:?}",
+            tail(&pa),
+            tail(&pb)
+        );
         std::thread::sleep(Duration::from_millis(200));
         let s = (
             sample(pa.pid()).expect("sample a"),
