@@ -20,7 +20,8 @@
 //! `cargo bench --bench node_failover -- [RUNS] [CASE ...]` where a CASE is `v3:10`, `v3:100`,
 //! `v2:1000` (version:interval in ms) or a bare number (v3 at that interval). Defaults: 5 runs;
 //! cases `v3:10 v3:100 v2:1000`. Env knobs (override the arguments): `FAILOVER_RUNS=N`,
-//! `FAILOVER_CASES="v3:10 v2:1000"`. Needs root and keepalived; prints why and exits otherwise.
+//! `FAILOVER_CASES="v3:10 v2:1000"`, `FAILOVER_REALTIME=N` (both nodes real-time: ours
+//! `SCHED_FIFO` N, keepalived `vrrp_rt_priority N`; the case names get " rt"). Needs root and keepalived; prints why and exits otherwise.
 
 #[path = "report/mod.rs"]
 mod report;
@@ -122,9 +123,24 @@ impl Running {
     }
 }
 
+/// `FAILOVER_REALTIME=N` (1..=99): real-time scheduling for both nodes, our runtime thread
+/// under `SCHED_FIFO` N (the CLI's `--realtime-priority`) and keepalived's VRRP process with
+/// `vrrp_rt_priority N`. Unset or 0: both with ordinary scheduling.
+fn realtime() -> i32 {
+    std::env::var("FAILOVER_REALTIME")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0i32)
+        .clamp(0, 99)
+}
+
 fn ka_conf(case: Case, prio: u8) -> String {
+    let rt = match realtime() {
+        0 => String::new(),
+        n => format!("  vrrp_rt_priority {n}\n"),
+    };
     format!(
-        "global_defs {{\n  router_id KA\n  vrrp_version {}\n  vrrp_garp_master_delay 0\n}}\n\
+        "global_defs {{\n  router_id KA\n  vrrp_version {}\n  vrrp_garp_master_delay 0\n{rt}}}\n\
          vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 61\n  \
          priority {prio}\n  advert_int {}\n  virtual_ipaddress {{\n    10.99.0.100/24 dev eth0\n  }}\n}}\n",
         case.version,
@@ -141,7 +157,7 @@ fn start(lab: &Lab, m: &Member, peer: Peer, prio: u8, case: Case) -> Option<Runn
                 priority: prio,
                 interval_ms: case.interval_ms,
                 version: case.version,
-                realtime: 0,
+                realtime: realtime(),
             };
             let exe = std::env::current_exe().ok()?;
             let exe = exe.to_str()?;
@@ -306,7 +322,8 @@ fn main() {
                     }
                 }
             }
-            let name = format!("{} {}", case.label(), fault.name());
+            let rt = if realtime() > 0 { " rt" } else { "" };
+            let name = format!("{} {}{rt}", case.label(), fault.name());
             for (mi, metric) in ["takeover", "client recovery"].iter().enumerate() {
                 let (o, k) = (&res[0][mi], &res[1][mi]);
                 let worst = |v: &[f64]| v.iter().copied().fold(f64::NAN, f64::max);
