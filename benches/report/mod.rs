@@ -46,7 +46,13 @@ fn json_str(s: &str) -> String {
 fn json_nums(v: &[f64]) -> String {
     let parts: Vec<String> = v
         .iter()
-        .map(|x| if x.is_finite() { format!("{x}") } else { "null".to_owned() })
+        .map(|x| {
+            if x.is_finite() {
+                format!("{x}")
+            } else {
+                "null".to_owned()
+            }
+        })
         .collect();
     format!("[{}]", parts.join(","))
 }
@@ -59,7 +65,10 @@ pub fn record(figure: &Figure<'_>) {
     let Some(path) = std::env::var_os("BENCH_JSON") else {
         return;
     };
-    let goal = figure.goal.map(json_str).unwrap_or_else(|| "null".to_owned());
+    let goal = figure
+        .goal
+        .map(json_str)
+        .unwrap_or_else(|| "null".to_owned());
     let line = format!(
         "{{\"group\":{},\"case\":{},\"metric\":{},\"unit\":{},\"higher_is_better\":{},\"ours\":{},\"peer_name\":{},\"peer\":{},\"goal\":{}}}\n",
         json_str(figure.group),
