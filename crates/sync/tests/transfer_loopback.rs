@@ -409,3 +409,82 @@ fn watched_set_is_scanned_ahead_of_the_next_poll() {
     assert_eq!(server.server.scan_stats("data").unwrap().0, ahead);
     server.stop();
 }
+
+/// A node that was master wrote into `ROOT/current` in place (as the application does after a
+/// takeover), then becomes standby again and pulls from a server whose tree differs: the store
+/// must not trust the stale manifests of its generations (changed, added, removed files; the
+/// generation before shares inodes with the changed one).
+#[test]
+fn generation_changed_in_place_is_not_trusted_as_a_basis() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    build_source(src.path());
+    let s = src.path();
+    let server = serve(s, false);
+    let cfg = pull_cfg(server.addr, key());
+    let store = GenStore::open(dst.path()).unwrap();
+    pull_once(&store, &cfg).unwrap();
+    write(s, "etc/users/103.conf", b"user 103\n");
+    pull_once(&store, &cfg).unwrap();
+    assert_same(s, dst.path());
+
+    // The application writes in place below current (same inodes as the generation before).
+    let cur = fs::canonicalize(current(dst.path())).unwrap();
+    write(
+        &cur,
+        "etc/users/100.conf",
+        b"user 100 changed on the master\n",
+    );
+    write(&cur, "etc/pbx.conf", b"[general]\nport=9999\n"); // same size as the source's
+    write(&cur, "voice/call-1.dat", &noise(7, 50_000));
+    write(&cur, "extra/dir/x.dat", b"extra");
+    fs::remove_file(cur.join("etc/users/103.conf")).unwrap();
+    fs::remove_dir_all(cur.join("spool")).unwrap();
+    let mut grown = fs::read(cur.join("voice/greeting.wav")).unwrap();
+    grown.extend_from_slice(&noise(8, 10_000));
+    fs::write(cur.join("voice/greeting.wav"), &grown).unwrap();
+
+    // Meanwhile the server's tree changed too, elsewhere.
+    write(s, "etc/users/104.conf", b"user 104\n");
+    write(s, "voice/menu.wav", &noise(9, 700_000));
+    chmod(&s.join("voice/menu.wav"), 0o640);
+    let r1 = pull_once(&store, &cfg).unwrap();
+    assert!(r1.changed, "{r1}");
+    assert_same(s, dst.path());
+    // Converges: the next round has nothing to do.
+    let r2 = pull_once(&store, &cfg).unwrap();
+    assert!(!r2.changed, "{r2}");
+    assert_same(s, dst.path());
+    // The next change reuses the generation that was changed in place as staging basis.
+    write(s, "etc/users/105.conf", b"user 105\n");
+    let r3 = pull_once(&store, &cfg).unwrap();
+    assert!(r3.changed, "{r3}");
+    assert_same(s, dst.path());
+    let r4 = pull_once(&store, &cfg).unwrap();
+    assert!(!r4.changed, "{r4}");
+    server.stop();
+}
+
+/// The server's generation is one we hold, but it was changed in place: the puller must not
+/// accept "unchanged" for it nor switch back to it as it is.
+#[test]
+fn current_changed_in_place_is_pulled_again_for_the_same_generation() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    build_source(src.path());
+    let s = src.path();
+    let server = serve(s, false);
+    let cfg = pull_cfg(server.addr, key());
+    let store = GenStore::open(dst.path()).unwrap();
+    let r0 = pull_once(&store, &cfg).unwrap();
+    let cur = fs::canonicalize(current(dst.path())).unwrap();
+    write(&cur, "etc/users/100.conf", b"changed in place\n");
+    write(&cur, "added.dat", b"added in place");
+    let r1 = pull_once(&store, &cfg).unwrap();
+    assert_eq!(r1.generation, r0.generation);
+    assert_same(s, dst.path());
+    let r2 = pull_once(&store, &cfg).unwrap();
+    assert!(!r2.changed, "{r2}");
+    assert_same(s, dst.path());
+    server.stop();
+}

@@ -33,7 +33,7 @@ use super::TransferError;
 use crate::delta::{apply, Signature, SignatureOptions};
 use crate::tree::manifest::{Entry, EntryKind, GenId, Limits, Manifest, ManifestDelta};
 use crate::tree::scan::hash_reader;
-use crate::tree::store::{copy_prefix, GenStore, Staging};
+use crate::tree::store::{copy_prefix, verified, GenStore, Staging};
 
 /// Most items in one fetch.
 const BATCH_ITEMS: usize = 1024;
@@ -242,14 +242,28 @@ fn round(
             None
         }
     };
+    // Our current generation may have been changed in place (an application writes into
+    // `current` while this node is master). Claiming it then would make the server answer
+    // "unchanged", or send a difference whose "unchanged" entries we no longer hold; so it is
+    // claimed only when every entry passes the quick check, and otherwise we ask for the whole
+    // manifest (what still matches is used as a local source below).
+    let claim = have.filter(|h| {
+        let intact = store
+            .load_manifest(h)
+            .is_ok_and(|m| verified(&store.gen_dir(h), &m).entries.len() == m.entries.len());
+        if !intact {
+            log::info!("generation {h} was changed in place; asking for the whole manifest");
+        }
+        intact
+    });
     w.write(&Msg::Pull {
         set: cfg.set.clone(),
-        have,
+        have: claim,
     })?;
     w.flush()?;
     let (gen, base, root, n_up, n_del) = match r.read()? {
         Msg::Unchanged { gen } => {
-            if Some(gen) != have {
+            if Some(gen) != claim {
                 return Err(TransferError::Protocol(
                     "Unchanged for a generation we do not hold".into(),
                 ));
@@ -296,7 +310,7 @@ fn round(
     };
     let old = match (&base, &current) {
         (None, _) => None,
-        (Some(b), Some((h, m))) if b == h => Some(m),
+        (Some(b), Some((h, m))) if b == h && claim == Some(*h) => Some(m),
         (Some(_), _) => {
             return Err(TransferError::Protocol(
                 "manifest difference against a generation we do not hold".into(),
@@ -361,7 +375,7 @@ fn round(
     }
     report.generation = Some(gen);
     report.changed = true;
-    if store.has_complete(&gen) {
+    if store.has_complete(&gen) && intact(store, &gen) {
         report.phases.manifest = t_manifest.elapsed();
         let t = Instant::now();
         store.switch_to(&gen)?;
@@ -376,6 +390,33 @@ fn round(
         log::warn!("{e}");
     }
     Ok(())
+}
+
+/// Whether the complete local generation `id` is still exactly as its manifest says (nothing
+/// changed, missing or added in place), so that switching back to it is correct.
+fn intact(store: &GenStore, id: &GenId) -> bool {
+    let Ok(m) = store.load_manifest(id) else {
+        return false;
+    };
+    let dir = store.gen_dir(id);
+    if verified(&dir, &m).entries.len() != m.entries.len() {
+        return false;
+    }
+    // Nothing on disk that the manifest does not list.
+    let mut n = 0usize;
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            return false;
+        };
+        for item in rd.flatten() {
+            n += 1;
+            if item.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(item.path());
+            }
+        }
+    }
+    n == m.entries.len()
 }
 
 /// Where a fetched file's known prefix comes from.
@@ -415,6 +456,14 @@ fn stage_and_commit(
     };
     let (kept, _removed) = staging.prepare()?;
     report.files_kept = kept;
+    // Only what is still on disk as its manifest says may be linked, copied or offered as a
+    // prefix (see the Pull above); other old files may still serve as a delta basis.
+    let stored_old = old;
+    let verified_old = match old_dir.as_ref() {
+        Some(d) => verified(d, old),
+        None => Manifest::default(),
+    };
+    let old = &verified_old;
     let by_hash = old.files_by_hash();
     let mut fetch = Vec::new();
     let mut expected = 0u64;
@@ -427,9 +476,9 @@ fn stage_and_commit(
             EntryKind::Symlink { .. } => staging.symlink(e)?,
             EntryKind::File { size, hash } => {
                 let od = old_dir.as_ref();
+                // A source removed since the check is fetched instead.
                 if let (Some(o), Some(od)) = (old.get(&e.path), od) {
-                    if o == e {
-                        staging.link_from(e, &od.join(&e.path))?;
+                    if o == e && staging.link_from(e, &od.join(&e.path))? {
                         report.files_linked += 1;
                         continue;
                     }
@@ -437,13 +486,14 @@ fn stage_and_commit(
                 if let (Some(o), Some(od)) = (by_hash.get(hash), od) {
                     let src = od.join(&o.path);
                     if o.meta == e.meta {
-                        staging.link_from(e, &src)?;
-                        report.files_linked += 1;
-                    } else {
-                        staging.copy_from(e, &src)?;
+                        if staging.link_from(e, &src)? {
+                            report.files_linked += 1;
+                            continue;
+                        }
+                    } else if staging.copy_from(e, &src)? {
                         report.files_copied += 1;
+                        continue;
                     }
-                    continue;
                 }
                 expected += size;
                 fetch.push(e);
@@ -455,7 +505,7 @@ fn stage_and_commit(
     let mut batch: Vec<Pending> = Vec::new();
     let mut sig_bytes = 0usize;
     for e in fetch {
-        let p = plan_fetch(store, cfg, e, old, old_dir.as_ref())?;
+        let p = plan_fetch(store, cfg, e, old, stored_old, old_dir.as_ref())?;
         sig_bytes += p.item.signature.len();
         batch.push(p);
         if batch.len() >= BATCH_ITEMS || sig_bytes >= BATCH_SIG_BYTES {
@@ -481,6 +531,7 @@ fn plan_fetch<'m>(
     cfg: &PullConfig,
     e: &'m Entry,
     old: &Manifest,
+    stored_old: &Manifest,
     old_dir: Option<&PathBuf>,
 ) -> Result<Pending<'m>, TransferError> {
     let size = e.file().map_or(0, |f| f.0);
@@ -490,11 +541,26 @@ fn plan_fetch<'m>(
         signature: Vec::new(),
     };
     let mut basis = Basis::None;
-    let old_file = old.get(&e.path).and_then(|o| o.file());
-    let old_path = match (old_file, old_dir) {
+    let mut old_file = old.get(&e.path).and_then(|o| o.file());
+    let mut old_path = match (old_file, old_dir) {
         (Some(_), Some(d)) => Some(d.join(&e.path)),
         _ => None,
     };
+    // An old file changed in place: its real bytes are still a good delta basis (the result is
+    // verified against the manifest's hash), but never a prefix (its stored hash is stale).
+    let mut prefix_ok = true;
+    if old_file.is_none() && stored_old.get(&e.path).is_some_and(|o| o.file().is_some()) {
+        if let Some(d) = old_dir {
+            let p = d.join(&e.path);
+            if let Ok(md) = std::fs::symlink_metadata(&p) {
+                if md.is_file() {
+                    old_file = Some((md.len(), [0u8; 32]));
+                    old_path = Some(p);
+                    prefix_ok = false;
+                }
+            }
+        }
+    }
     let partial = store.partial_path(&e.path);
     if let Ok(md) = std::fs::metadata(&partial) {
         if md.len() > 0 && md.len() <= size {
@@ -509,7 +575,7 @@ fn plan_fetch<'m>(
         }
     }
     if let (Some((osize, ohash)), Some(op)) = (old_file, &old_path) {
-        if item.prefix.is_none() && osize > 0 && osize < size {
+        if prefix_ok && item.prefix.is_none() && osize > 0 && osize < size {
             item.prefix = Some((osize, ohash));
             basis = Basis::Old(op.clone());
         }

@@ -493,32 +493,131 @@ impl GenStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(TreeError::io("remove", &mpath, e)),
         }
-        // Directories of the old generation may be read-only (their mode is part of the
-        // manifest); make them writable so entries can be replaced. Commit sets every
-        // directory's mode again.
+        // The reused generation may have been changed in place since its manifest was written
+        // (an application writes into `current` while this node is master, and a linked inode
+        // is shared with the generation after it). Its manifest is therefore only a claim: every
+        // entry on disk is checked against it (rsync's quick check: kind, size, mtime, mode) and
+        // whatever differs, is missing or is not listed leaves the tree now; the base is what
+        // passed. Directories may be read-only (their mode is part of the manifest); they are
+        // made writable so entries can be replaced. Commit sets every directory's mode again.
+        let mut kept = std::collections::HashSet::new();
+        make_dir_writable(&dir)?;
+        self.audit_reused(&dir, "", &spare_manifest, &mut kept)?;
+        let base = Manifest {
+            root: spare_manifest.root,
+            entries: spare_manifest
+                .entries
+                .into_iter()
+                .filter(|e| kept.contains(e.path.as_str()))
+                .collect(),
+        };
+        if base.entries.len() != kept.len() {
+            return Err(TreeError::Layout {
+                path: dir,
+                reason: "reused generation audit lost track of its entries".into(),
+            });
+        }
         let staging = Staging {
             store: self,
             id,
             manifest,
-            base: spare_manifest,
+            base,
             dir,
             committed: false,
         };
-        let dirs = std::iter::once((staging.dir.clone(), &staging.base.root)).chain(
-            staging
-                .base
-                .entries
-                .iter()
-                .filter(|e| matches!(e.kind, EntryKind::Dir))
-                .map(|e| (staging.path_of(&e.path), &e.meta)),
-        );
-        for (p, meta) in dirs {
-            if meta.mode & 0o700 != 0o700 {
-                fs::set_permissions(&p, fs::Permissions::from_mode(0o700))
-                    .map_err(|e| TreeError::io("chmod", &p, e))?;
+        Ok(staging)
+    }
+}
+
+/// Whether what is on disk at `path` still is `entry` by rsync's quick check: the same kind, and
+/// for a file the same size, mtime and permission bits, for a symlink the same target. Content
+/// changed without changing size or mtime is not seen (as with rsync without `--checksum`).
+pub fn matches_disk(entry: &Entry, path: &Path) -> bool {
+    match fs::symlink_metadata(path) {
+        Ok(md) => matches_meta(entry, path, &md),
+        Err(_) => false,
+    }
+}
+
+fn matches_meta(entry: &Entry, path: &Path, md: &fs::Metadata) -> bool {
+    let ft = md.file_type();
+    match &entry.kind {
+        EntryKind::Dir => ft.is_dir(),
+        EntryKind::Symlink { target } => {
+            ft.is_symlink() && fs::read_link(path).is_ok_and(|t| t.as_os_str() == target.as_str())
+        }
+        EntryKind::File { size, .. } => {
+            ft.is_file()
+                && md.len() == *size
+                && md.mtime() == entry.meta.mtime
+                && md.mtime_nsec() == i64::from(entry.meta.mtime_nsec)
+                && md.mode() & 0o7777 == entry.meta.mode & 0o7777
+        }
+    }
+}
+
+/// The entries of `manifest` that are on disk below `dir` as listed ([`matches_disk`]): what a
+/// generation that may have been changed in place can still serve as (links, prefixes).
+pub fn verified(dir: &Path, manifest: &Manifest) -> Manifest {
+    Manifest {
+        root: manifest.root,
+        entries: manifest
+            .entries
+            .iter()
+            .filter(|e| matches_disk(e, &dir.join(&e.path)))
+            .cloned()
+            .collect(),
+    }
+}
+
+fn make_dir_writable(p: &Path) -> Result<(), TreeError> {
+    let md = fs::symlink_metadata(p).map_err(|e| TreeError::io("stat", p, e))?;
+    if md.mode() & 0o700 != 0o700 {
+        fs::set_permissions(p, fs::Permissions::from_mode(0o700))
+            .map_err(|e| TreeError::io("chmod", p, e))?;
+    }
+    Ok(())
+}
+
+impl GenStore {
+    /// Walks a reused generation's directory `abs` (relative path `rel`): entries that match
+    /// `m` stay (their paths go into `kept`), anything else is moved to the trash.
+    fn audit_reused(
+        &self,
+        abs: &Path,
+        rel: &str,
+        m: &Manifest,
+        kept: &mut std::collections::HashSet<String>,
+    ) -> Result<(), TreeError> {
+        let rd = fs::read_dir(abs).map_err(|e| TreeError::io("read directory", abs, e))?;
+        for item in rd {
+            let item = item.map_err(|e| TreeError::io("read directory", abs, e))?;
+            let p = item.path();
+            let name = item.file_name();
+            let listed = name.to_str().and_then(|n| {
+                let r = if rel.is_empty() {
+                    n.to_string()
+                } else {
+                    format!("{rel}/{n}")
+                };
+                m.get(&r).map(|e| (r, e))
+            });
+            let ok = match (&listed, fs::symlink_metadata(&p)) {
+                (Some((_, e)), Ok(md)) => matches_meta(e, &p, &md),
+                _ => false,
+            };
+            match listed {
+                Some((r, e)) if ok => {
+                    if matches!(e.kind, EntryKind::Dir) {
+                        make_dir_writable(&p)?;
+                        self.audit_reused(&p, &r, m, kept)?;
+                    }
+                    kept.insert(r);
+                }
+                _ => self.trash(&p)?,
             }
         }
-        Ok(staging)
+        Ok(())
     }
 }
 
@@ -624,19 +723,30 @@ impl Staging<'_> {
         Ok(())
     }
 
-    /// Hard-links an unchanged file from `src` (content and metadata identical).
-    pub fn link_from(&self, entry: &Entry, src: &Path) -> Result<(), TreeError> {
+    /// Hard-links an unchanged file from `src` (content and metadata identical). Returns
+    /// `false` when `src` is gone (removed since it was checked): the caller fetches the file.
+    pub fn link_from(&self, entry: &Entry, src: &Path) -> Result<bool, TreeError> {
         let dst = self.path_of(&entry.path);
-        fs::hard_link(src, &dst).map_err(|e| TreeError::io("hard link", &dst, e))
+        match fs::hard_link(src, &dst) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !src.exists() => Ok(false),
+            Err(e) => Err(TreeError::io("hard link", &dst, e)),
+        }
     }
 
-    /// Copies a file with the same content from `src` and gives it `entry`'s metadata.
-    pub fn copy_from(&self, entry: &Entry, src: &Path) -> Result<(), TreeError> {
+    /// Copies a file with the same content from `src` and gives it `entry`'s metadata. Returns
+    /// `false` when `src` is gone: the caller fetches the file.
+    pub fn copy_from(&self, entry: &Entry, src: &Path) -> Result<bool, TreeError> {
         let dst = self.path_of(&entry.path);
-        let mut from = File::open(src).map_err(|e| TreeError::io("open", src, e))?;
+        let mut from = match File::open(src) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(TreeError::io("open", src, e)),
+        };
         let mut to = File::create(&dst).map_err(|e| TreeError::io("create", &dst, e))?;
         std::io::copy(&mut from, &mut to).map_err(|e| TreeError::io("copy to", &dst, e))?;
-        apply_file_meta(&to, &dst, &entry.meta)
+        apply_file_meta(&to, &dst, &entry.meta)?;
+        Ok(true)
     }
 
     /// Creates a symlink entry.
@@ -697,7 +807,9 @@ impl Staging<'_> {
         let t = Instant::now();
         let final_dir = self.store.gen_dir(&self.id);
         if final_dir.exists() {
-            remove_tree(&final_dir)?;
+            // A generation of this id changed in place (see the puller): moved away in one
+            // rename, so `current` dangles only between two renames.
+            self.store.trash(&final_dir)?;
         }
         fs::rename(&self.dir, &final_dir).map_err(|e| TreeError::io("rename", &final_dir, e))?;
         self.committed = true;
