@@ -22,7 +22,13 @@
 //!    its directory is renamed to `.staging-<new id>` (from that instant it is no longer a
 //!    generation) and only what differs between its manifest and the new one is touched
 //!    ([`Staging::prepare`]): entries that differ or are gone are renamed into `.trash/` (a
-//!    directory with all it holds in one rename), missing directories are created. Unchanged
+//!    directory with all it holds in one rename), missing directories are created. A generation
+//!    may have been changed in place since its manifest was written (the application writes
+//!    into `current` while this node is master, and linked inodes are shared with the next
+//!    generation), so its manifest is never trusted alone: every entry on disk is first checked
+//!    against it by rsync's quick check ([`matches_disk`]: kind, size, mtime, mode) and what
+//!    differs, is missing or is not listed leaves the reused tree. Likewise only files of the
+//!    current generation that pass the check are linked, copied or offered as a prefix. Unchanged
 //!    files, which in a 1% round are 99% of the tree, cost nothing. Without a generation to reuse
 //!    (the first rounds, or after a crash) staging starts from an empty directory.
 //! 2. Missing files that are unchanged since the current generation are hard-linked from it (no
