@@ -4,6 +4,7 @@ use core::net::IpAddr;
 
 use bytes::BytesMut;
 
+use super::checksum;
 use super::packet::{AUTH_TYPE_NONE, AUTH_TYPE_SIMPLE, HEADER_LEN, TYPE_ADVERTISEMENT};
 use super::{
     Addresses, Advertisement, Auth, ChecksumForm, Error, Family, Packet, Version, AUTH_DATA_LEN,
@@ -286,10 +287,12 @@ impl<'a> Advertisement<'a> {
                 (3u8, hi, lo)
             }
         };
-        let (header, body) = buf
-            .split_first_chunk_mut::<HEADER_LEN>()
-            .ok_or(Error::BufferTooSmall { need, have })?;
-        *header = [
+        let trailer_bytes = match self.auth {
+            Auth::SimplePassword(password) => password,
+            // RFC 3768 section 5.3.10: SHOULD be zero on transmission.
+            Auth::None => [0; AUTH_DATA_LEN],
+        };
+        let mut header = [
             version_number << 4 | TYPE_ADVERTISEMENT,
             self.vrid,
             self.priority,
@@ -300,25 +303,35 @@ impl<'a> Advertisement<'a> {
             0,
         ];
         let addresses = self.addresses.as_bytes();
+        // The checksum is summed from the parts (RFC 1071: any order of whole 16-bit words),
+        // before anything is written: reading back the bytes just stored would stall.
+        let mut acc = checksum::add_words_ne(0, &header);
+        acc = checksum::add_words_ne(acc, addresses);
+        if self.version == Version::V2 {
+            acc = checksum::add_words_ne(acc, &trailer_bytes);
+        }
+        let sum = checksum::fold_ne(acc);
+        let sum = match form {
+            ChecksumForm::V2 | ChecksumForm::Plain => sum,
+            ChecksumForm::PseudoHeader => {
+                checksum::combine(&[sum, super::packet::pseudo_header(&src, &dst, need)?])
+            }
+        };
+        let [c0, c1] = checksum::finish(sum).to_be_bytes();
+        header[6] = c0;
+        header[7] = c1;
+
+        let (header_field, body) = buf
+            .split_first_chunk_mut::<HEADER_LEN>()
+            .ok_or(Error::BufferTooSmall { need, have })?;
+        *header_field = header;
         let (address_field, trailer) = body
             .split_at_mut_checked(addresses.len())
             .ok_or(Error::BufferTooSmall { need, have })?;
         copy_words(address_field, addresses);
         if let Some(trailer) = trailer.first_chunk_mut::<AUTH_DATA_LEN>() {
-            *trailer = match self.auth {
-                Auth::SimplePassword(password) => password,
-                // RFC 3768 section 5.3.10: SHOULD be zero on transmission.
-                Auth::None => [0; AUTH_DATA_LEN],
-            };
+            *trailer = trailer_bytes;
         }
-        let sum = super::checksum::data_words(buf);
-        let sum = match form {
-            ChecksumForm::V2 | ChecksumForm::Plain => sum,
-            ChecksumForm::PseudoHeader => {
-                super::checksum::combine(&[sum, super::packet::pseudo_header(&src, &dst, need)?])
-            }
-        };
-        Packet::new_unchecked(buf).set_checksum(super::checksum::finish(sum));
         Ok(need)
     }
 
