@@ -73,7 +73,7 @@ impl Case {
             Some((v, i)) => {
                 let version = v.trim_start_matches(['v', 'V']).parse().ok()?;
                 let interval_ms: u64 = i.parse().ok()?;
-                ((version == 2 && interval_ms % 1000 == 0 && interval_ms > 0)
+                ((version == 2 && interval_ms.is_multiple_of(1000) && interval_ms > 0)
                     || (version == 3 && (10..=40_950).contains(&interval_ms)))
                 .then_some(Case {
                     version,
@@ -85,7 +85,7 @@ impl Case {
     }
 
     fn label(self) -> String {
-        if self.interval_ms % 1000 == 0 {
+        if self.interval_ms.is_multiple_of(1000) {
             format!("v{} {}s", self.version, self.interval_ms / 1000)
         } else {
             format!("v{} {}ms", self.version, self.interval_ms)
