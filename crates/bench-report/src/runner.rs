@@ -17,7 +17,9 @@ pub struct Comparison {
     pub args: &'static [&'static str],
     /// Extra arguments after `--` in quick mode.
     pub quick_args: &'static [&'static str],
-    /// Environment for quick mode (fewer runs, smaller data).
+    /// Environment for every run.
+    pub env: &'static [(&'static str, &'static str)],
+    /// Environment added in quick mode (fewer runs, smaller data).
     pub quick_env: &'static [(&'static str, &'static str)],
     /// Whether it needs root (network namespaces).
     pub needs_root: bool,
@@ -32,6 +34,7 @@ pub fn comparisons() -> Vec<Comparison> {
             group: "codec",
             bench: "codec",
             args: &["--bench", "--warm-up-time", "1", "--measurement-time", "4"],
+            env: &[],
             quick_args: &["--sample-size", "20", "--measurement-time", "1"],
             quick_env: &[],
             needs_root: false,
@@ -41,6 +44,9 @@ pub fn comparisons() -> Vec<Comparison> {
             group: "failover",
             bench: "node_failover",
             args: &["--bench"],
+            // Both sides real-time (ours SCHED_FIFO 10, keepalived vrrp_rt_priority 10): our
+            // daemon runs its VRRP thread SCHED_FIFO by default, and keepalived gets the same.
+            env: &[("FAILOVER_REALTIME", "10")],
             quick_args: &[],
             quick_env: &[("FAILOVER_RUNS", "2"), ("FAILOVER_CASES", "v3:100")],
             needs_root: true,
@@ -50,6 +56,7 @@ pub fn comparisons() -> Vec<Comparison> {
             group: "scale",
             bench: "vrrp_scale",
             args: &["--bench"],
+            env: &[],
             quick_args: &[],
             quick_env: &[
                 ("SCALE_VRIDS", "20"),
@@ -63,6 +70,7 @@ pub fn comparisons() -> Vec<Comparison> {
             group: "delta",
             bench: "delta_compare",
             args: &["--bench"],
+            env: &[],
             quick_args: &[],
             quick_env: &[
                 ("DELTA_COMPARE_RUNS", "1"),
@@ -76,6 +84,7 @@ pub fn comparisons() -> Vec<Comparison> {
             group: "treesync",
             bench: "treesync_compare",
             args: &["--bench"],
+            env: &[],
             quick_args: &[],
             quick_env: &[
                 ("TREESYNC_SMALL", "500"),
