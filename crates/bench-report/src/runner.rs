@@ -99,6 +99,7 @@ pub fn comparisons() -> Vec<Comparison> {
             group: "stability",
             bench: "node_stability",
             args: &["--bench"],
+            env: &[],
             quick_args: &[],
             quick_env: &[("STABILITY_SECS", "20"), ("STABILITY_PEER_SECS", "20")],
             needs_root: true,
