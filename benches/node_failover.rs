@@ -33,7 +33,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use netlab::{Keepalived, Lab, Member, Process};
-use node_support::child::{child_main, ChildSpec, CHILD_ENV};
+use node_support::child::{child_main, ChildSpec};
 use node_support::probe::{parse_mac, Prober};
 
 const VIP: &str = "10.99.0.100";
@@ -159,13 +159,9 @@ fn start(lab: &Lab, m: &Member, peer: Peer, prio: u8, case: Case) -> Option<Runn
                 version: case.version,
                 realtime: realtime(),
             };
-            let exe = std::env::current_exe().ok()?;
-            let exe = exe.to_str()?;
-            let p = lab
-                .spawn_env(m, &[exe], &[(CHILD_ENV, &spec.to_string())])
-                .ok()?;
-            p.wait_for_output("ready", LONG).ok()?;
-            Some(Running::Ours(p))
+            Some(Running::Ours(node_support::child::spawn(
+                lab, m, &spec, LONG,
+            )?))
         }
         Peer::Keepalived => Some(Running::Ka(lab.keepalived(m, &ka_conf(case, prio)).ok()?)),
     }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use netlab::{Keepalived, Lab, Member, Process};
-use node_support::child::{child_main, ChildSpec, CHILD_ENV};
+use node_support::child::{child_main, ChildSpec};
 
 const PEER: &str = "keepalived 2.2.7";
 const VIP: &str = "10.99.0.100";
@@ -58,12 +58,12 @@ fn start(lab: &Lab, m: &Member, peer: Peer, prio: u8, interval_ms: u64) -> Optio
                 version: 3,
                 realtime: 10,
             };
-            let exe = std::env::current_exe().ok()?;
-            let p = lab
-                .spawn_env(m, &[exe.to_str()?], &[(CHILD_ENV, &spec.to_string())])
-                .ok()?;
-            p.wait_for_output("ready", Duration::from_secs(10)).ok()?;
-            Some(Running::Ours(p))
+            Some(Running::Ours(node_support::child::spawn(
+                lab,
+                m,
+                &spec,
+                Duration::from_secs(10),
+            )?))
         }
         Peer::Keepalived => {
             let conf = format!(

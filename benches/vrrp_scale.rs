@@ -39,7 +39,7 @@ mod node_support;
 use std::time::{Duration, Instant};
 
 use netlab::{AddressMonitor, Keepalived, Lab, Member, Process};
-use node_support::child::{child_main, ChildSpec, CHILD_ENV};
+use node_support::child::{child_main, ChildSpec};
 
 const PEER: &str = "keepalived 2.2.7";
 const INTERVAL_MS: u64 = 100;
@@ -105,12 +105,12 @@ fn start(lab: &Lab, m: &Member, peer: Peer, prio: u8, vrids: u16) -> Option<Runn
                 version: 3,
                 realtime: 0,
             };
-            let exe = std::env::current_exe().ok()?;
-            let p = lab
-                .spawn_env(m, &[exe.to_str()?], &[(CHILD_ENV, &spec.to_string())])
-                .ok()?;
-            p.wait_for_output("ready", Duration::from_secs(30)).ok()?;
-            Some(Running::Ours(p))
+            Some(Running::Ours(node_support::child::spawn(
+                lab,
+                m,
+                &spec,
+                Duration::from_secs(30),
+            )?))
         }
         Peer::Keepalived => {
             let k = lab.keepalived(m, &ka_conf(vrids, prio)).ok()?;

@@ -98,6 +98,22 @@ impl ChildSpec {
     }
 }
 
+/// Starts this executable again as a node with `spec` in `member`'s namespace and waits up to
+/// `ready_within` for it to say "ready"; `None` when it cannot start or does not get ready.
+pub fn spawn(
+    lab: &netlab::Lab,
+    member: &netlab::Member,
+    spec: &ChildSpec,
+    ready_within: Duration,
+) -> Option<netlab::Process> {
+    let exe = std::env::current_exe().ok()?;
+    let p = lab
+        .spawn_env(member, &[exe.to_str()?], &[(CHILD_ENV, &spec.to_string())])
+        .ok()?;
+    p.wait_for_output("ready", ready_within).ok()?;
+    Some(p)
+}
+
 /// Runs the child node when [`CHILD_ENV`] is set and returns `true` after it stopped;
 /// returns `false` at once otherwise (the caller then runs the benchmark).
 pub fn child_main() -> bool {
