@@ -17,7 +17,6 @@
 mod node_support;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,10 +33,6 @@ const VIP: &str = "10.99.0.100";
 
 /// The flood saturates a core: run the two tests one after the other.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
-}
 
 /// What the rogue sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,17 +220,6 @@ fn hostile_adverts_change_nothing() {
     node_b.shutdown();
 }
 
-/// The `redundancy-cli` binary: `HOSTILE_BIN`, or next to the test binary's directory
-/// (`target/<profile>/deps/hostile_peers-HASH` -> `target/<profile>/redundancy-cli`).
-fn cli_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("HOSTILE_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().ok()?;
-    let p = exe.parent()?.parent()?.join("redundancy-cli");
-    p.is_file().then_some(p)
-}
-
 /// utime + stime of a process, in clock ticks (`/proc/PID/stat` fields 14 and 15).
 fn cpu_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -263,43 +247,19 @@ fn advert_flood_keeps_state_log_and_memory_bounded() {
     if netlab::require_root(&[]) {
         return;
     }
-    let Some(bin) = cli_binary() else {
+    let Some(bin) = node_support::cli::binary("HOSTILE_BIN") else {
         eprintln!("skipped: redundancy-cli binary not found (build it or set HOSTILE_BIN)");
         return;
     };
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let flood_for = Duration::from_secs(env_u64("HOSTILE_FLOOD_SECS").unwrap_or(5));
+    let flood_for =
+        Duration::from_secs(node_support::cli::env_u64("HOSTILE_FLOOD_SECS").unwrap_or(5));
     let mut lab = netlab::Lab::new("flood").expect("lab");
     let a = lab.add_member("a", &["10.99.0.1/24"]).expect("a");
     let b = lab.add_member("b", &["10.99.0.2/24"]).expect("b");
     let r = lab.add_member("r", &["10.99.0.66/24"]).expect("rogue");
     let bin = bin.to_str().expect("utf-8 path").to_string();
-    let node = |m: &netlab::Member, prio: &str| {
-        lab.spawn(
-            m,
-            &[
-                &bin,
-                "vrrp",
-                "--interface",
-                "eth0",
-                "--vrid",
-                "7",
-                "--priority",
-                prio,
-                "--vip",
-                "10.99.0.100/24",
-                "--interval",
-                "100ms",
-            ],
-        )
-        .expect("spawn node")
-    };
-    let pa = node(&a, "200");
-    let pb = node(&b, "100");
-    pa.wait_for_output("-> master", LONG)
-        .expect("a becomes master");
-    pb.wait_for_output("-> backup", LONG)
-        .expect("b becomes backup");
+    let (pa, pb) = node_support::cli::start_pair(&lab, &bin, (&a, &b), "7", "100ms", LONG);
     // Let both settle (b hears a few adverts, allocator warmed up).
     std::thread::sleep(Duration::from_secs(1));
     let transitions =

@@ -7,24 +7,11 @@
 //! Knobs: `RESOURCE_CYCLES` (default 8; each cycle is two failovers, about 1 s).
 #![cfg(target_os = "linux")]
 
-use std::path::PathBuf;
+mod node_support;
+
 use std::time::{Duration, Instant};
 
 const LONG: Duration = Duration::from_secs(10);
-
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
-}
-
-/// The `redundancy-cli` binary: `RESOURCE_BIN`, or `target/<profile>/redundancy-cli`.
-fn cli_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("RESOURCE_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().ok()?;
-    let p = exe.parent()?.parent()?.join("redundancy-cli");
-    p.is_file().then_some(p)
-}
 
 /// One sample of a process's resources.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,41 +65,18 @@ fn fds_threads_and_memory_stay_flat_over_many_failovers() {
     if netlab::require_root(&[]) {
         return;
     }
-    let Some(bin) = cli_binary() else {
+    let Some(bin) = node_support::cli::binary("RESOURCE_BIN") else {
         eprintln!("skipped: redundancy-cli binary not found (build it or set RESOURCE_BIN)");
         return;
     };
-    let cycles = env_u64("RESOURCE_CYCLES").unwrap_or(8).max(2);
+    let cycles = node_support::cli::env_u64("RESOURCE_CYCLES")
+        .unwrap_or(8)
+        .max(2);
     let mut lab = netlab::Lab::new("res").expect("lab");
     let a = lab.add_member("a", &["10.99.0.1/24"]).expect("a");
     let b = lab.add_member("b", &["10.99.0.2/24"]).expect("b");
     let bin = bin.to_str().expect("utf-8 path").to_string();
-    let node = |m: &netlab::Member, prio: &str| {
-        lab.spawn(
-            m,
-            &[
-                &bin,
-                "vrrp",
-                "--interface",
-                "eth0",
-                "--vrid",
-                "9",
-                "--priority",
-                prio,
-                "--vip",
-                "10.99.0.100/24",
-                "--interval",
-                "50ms",
-            ],
-        )
-        .expect("spawn node")
-    };
-    let pa = node(&a, "200");
-    let pb = node(&b, "100");
-    pa.wait_for_output("-> master", LONG)
-        .expect("a becomes master");
-    pb.wait_for_output("-> backup", LONG)
-        .expect("b becomes backup");
+    let (pa, pb) = node_support::cli::start_pair(&lab, &bin, (&a, &b), "9", "50ms", LONG);
     std::thread::sleep(Duration::from_millis(500));
 
     let mut samples: Vec<(Sample, Sample)> = Vec::new();

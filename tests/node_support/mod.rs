@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod cli;
 pub mod probe;
 
 use std::time::{Duration, Instant};
