@@ -516,6 +516,25 @@ impl Runtime {
         if let Some(prio) = self.realtime {
             set_realtime(prio);
         }
+        // A run killed without its shutdown (SIGKILL, crash) leaves its virtual addresses on
+        // the interface. Every router starts in Initialize and, unless it owns the addresses
+        // (RFC 5798 section 6.4.1: priority 255, they are its real addresses), becomes Backup,
+        // which must not hold them (section 6.4.2); so remove them first, as keepalived does.
+        // The delete is idempotent: an absent address is no error.
+        for i in 0..self.routers.len() {
+            if self.routers[i].config().is_owner() {
+                continue;
+            }
+            let ifindex = self.inst[i].ifindex;
+            for a in self.inst[i].addresses.clone() {
+                if let Err(e) = self.addrs.remove(ifindex, a) {
+                    log::warn!(
+                        "{}: removing {a} left by an earlier run: {e}",
+                        self.inst[i].name
+                    );
+                }
+            }
+        }
         let now = Instant::now();
         for i in 0..self.routers.len() {
             self.refresh_fault(i, now, true);
