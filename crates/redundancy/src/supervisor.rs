@@ -20,7 +20,8 @@
 //! `ROOT/current` switches atomically to each complete generation, and an application started
 //! by the `operational` hook after a takeover starts on the latest complete generation. A fresh
 //! primary may hold `ROOT/current` as a plain directory (its seed data); if such a node ever has
-//! to pull that set, the plain directory is first moved aside to `ROOT/.seed-<unix time>`.
+//! to pull that set, the plain directory first becomes the store's generation where it is
+//! (`GenStore::adopt_plain_current`), so it stays the basis and the data in `current`.
 //!
 //! # Swap (zero data loss)
 //!
@@ -409,24 +410,18 @@ fn pull_round(
     store: &mut Option<GenStore>,
 ) -> Result<sync::transfer::puller::RoundReport, String> {
     if store.is_none() {
-        let cur = set.root.join("current");
-        if let Ok(md) = std::fs::symlink_metadata(&cur) {
-            if md.is_dir() {
-                // A plain seed directory: keep it aside, the store takes its place.
-                let aside = set
-                    .root
-                    .join(format!(".seed-{}", unix_time(SystemTime::now()) as u64));
-                std::fs::rename(&cur, &aside)
-                    .map_err(|e| format!("moving seed {} aside: {e}", cur.display()))?;
-                log::warn!(
-                    "sync {}: {} was a plain directory; moved to {} before the first pull",
-                    set.name,
-                    cur.display(),
-                    aside.display()
-                );
-            }
+        let st = GenStore::open(&set.root).map_err(|e| e.to_string())?;
+        // A plain seed directory becomes the store's first generation where it is: moving it
+        // aside would leave the set empty if this node took over before a pull succeeded.
+        if let Some(id) = st.adopt_plain_current().map_err(|e| e.to_string())? {
+            log::info!(
+                "sync {}: plain directory {} adopted as generation {}",
+                set.name,
+                set.root.join("current").display(),
+                id.to_hex()
+            );
         }
-        *store = Some(GenStore::open(&set.root).map_err(|e| e.to_string())?);
+        *store = Some(st);
     }
     let Some(st) = store.as_ref() else {
         return Err("no store".into());

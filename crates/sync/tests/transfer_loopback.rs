@@ -488,3 +488,39 @@ fn current_changed_in_place_is_pulled_again_for_the_same_generation() {
     assert_same(s, dst.path());
     server.stop();
 }
+
+#[test]
+fn plain_seed_directory_is_adopted_in_place_and_then_pulled_over() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    build_source(src.path());
+    // The node's seed data: a plain directory at ROOT/current, different from the server's.
+    let seed = dst.path().join("current");
+    write(&seed, "etc/users/100.conf", b"seed data\n");
+    write(&seed, "only-in-seed.dat", b"kept until a pull replaces it");
+    let store = GenStore::open(dst.path()).unwrap();
+    let id = store
+        .adopt_plain_current()
+        .unwrap()
+        .expect("a plain directory is adopted");
+    // `current` is now the store's symlink to that generation, with the same files.
+    assert!(fs::symlink_metadata(&seed)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        fs::read(seed.join("only-in-seed.dat")).unwrap(),
+        b"kept until a pull replaces it"
+    );
+    let (cur_id, manifest) = store.current().unwrap().expect("a current generation");
+    assert_eq!(cur_id, id);
+    assert!(manifest.get("only-in-seed.dat").is_some());
+    // Nothing to adopt a second time.
+    assert_eq!(store.adopt_plain_current().unwrap(), None);
+    // A pull then makes it the server's tree exactly.
+    let server = serve(src.path(), false);
+    let cfg = pull_cfg(server.addr, key());
+    pull_once(&store, &cfg).unwrap();
+    assert_same(src.path(), dst.path());
+    server.stop();
+}

@@ -379,6 +379,47 @@ impl GenStore {
         self.gc(&keep)
     }
 
+    /// Turns a plain `ROOT/current` directory (seed data put there before the store existed)
+    /// into a generation where it is: scanned, its manifest written, the directory renamed to
+    /// `.gens/<id>` and `current` made the symlink to it. Returns the new id, or `None` when
+    /// `current` is not a plain directory.
+    ///
+    /// Nothing is copied or moved aside, so a node whose first pull fails still serves and
+    /// starts its applications on that data. Between the rename and the new symlink `current`
+    /// is briefly missing (never a mix); after a crash in that instant the data is whole under
+    /// `.gens/<id>` and the next adoption or pull finds it.
+    pub fn adopt_plain_current(&self) -> Result<Option<GenId>, TreeError> {
+        let cur = self.current_path();
+        match fs::symlink_metadata(&cur) {
+            Ok(md) if md.is_dir() => {}
+            _ => return Ok(None),
+        }
+        let mut scanner = super::scan::Scanner::new(&cur, Default::default());
+        let (manifest, id) = scanner.manifest()?;
+        let mpath = self.manifest_path(&id);
+        let tmp = mpath.with_extension("manifest.tmp");
+        let bytes = crate::codec::encode(&*manifest).map_err(|e| TreeError::StoredManifest {
+            path: mpath.clone(),
+            reason: e.to_string(),
+        })?;
+        {
+            let mut f = File::create(&tmp).map_err(|e| TreeError::io("create", &tmp, e))?;
+            f.write_all(&bytes)
+                .map_err(|e| TreeError::io("write", &tmp, e))?;
+            if self.options.fsync {
+                f.sync_all().map_err(|e| TreeError::io("fsync", &tmp, e))?;
+            }
+        }
+        fs::rename(&tmp, &mpath).map_err(|e| TreeError::io("rename", &mpath, e))?;
+        let dst = self.gen_dir(&id);
+        if dst.exists() {
+            self.trash(&dst)?;
+        }
+        fs::rename(&cur, &dst).map_err(|e| TreeError::io("rename", &dst, e))?;
+        self.switch_only(&id)?;
+        Ok(Some(id))
+    }
+
     /// Step 6 alone; returns the generations to keep (the new one and the previous one).
     fn switch_only(&self, id: &GenId) -> Result<Vec<GenId>, TreeError> {
         let previous = self.current_id().ok().flatten();
