@@ -144,6 +144,9 @@ fn main() -> ExitCode {
                 eprintln!("bench-report: {e}");
                 header.missing.push(format!("{} ({e})", c.group));
                 failed = true;
+                // Nothing it left behind is trusted (criterion's directory holds older runs).
+                let _ = std::fs::remove_file(&json);
+                continue;
             }
             let got = if c.group == "codec" {
                 runner::target_dir(&workspace).and_then(|t| {

@@ -261,7 +261,10 @@ pub fn overview(figures: &[Figure], dir: &Path) -> Result<Option<(String, String
             )))
             .map_err(plot_err)?;
         let ym = (y0 + y1) / 2.0;
-        let label = format!("{}: {} {}", f.record.group, f.record.case, f.record.metric);
+        let label = format!(
+            "{}: {} {} vs {}",
+            f.record.group, f.record.case, f.record.metric, f.record.peer_name
+        );
         let (px, py) = chart.backend_coord(&(lo, ym));
         root.draw(&Text::new(
             label,

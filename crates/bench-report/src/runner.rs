@@ -33,7 +33,8 @@ pub fn comparisons() -> Vec<Comparison> {
         Comparison {
             group: "codec",
             bench: "codec",
-            args: &["--bench", "--warm-up-time", "1", "--measurement-time", "4"],
+            // `cargo bench` passes `--bench` itself; criterion refuses it twice.
+            args: &["--warm-up-time", "1", "--measurement-time", "4"],
             env: &[],
             quick_args: &["--sample-size", "20", "--measurement-time", "1"],
             quick_env: &[],
@@ -43,7 +44,7 @@ pub fn comparisons() -> Vec<Comparison> {
         Comparison {
             group: "failover",
             bench: "node_failover",
-            args: &["--bench"],
+            args: &[],
             // Both sides real-time (ours SCHED_FIFO 10, keepalived vrrp_rt_priority 10): our
             // daemon runs its VRRP thread SCHED_FIFO by default, and keepalived gets the same.
             env: &[("FAILOVER_REALTIME", "10")],
@@ -55,7 +56,7 @@ pub fn comparisons() -> Vec<Comparison> {
         Comparison {
             group: "scale",
             bench: "vrrp_scale",
-            args: &["--bench"],
+            args: &[],
             env: &[],
             quick_args: &[],
             quick_env: &[
@@ -69,7 +70,7 @@ pub fn comparisons() -> Vec<Comparison> {
         Comparison {
             group: "delta",
             bench: "delta_compare",
-            args: &["--bench"],
+            args: &[],
             env: &[],
             quick_args: &[],
             quick_env: &[
@@ -83,7 +84,7 @@ pub fn comparisons() -> Vec<Comparison> {
         Comparison {
             group: "treesync",
             bench: "treesync_compare",
-            args: &["--bench"],
+            args: &[],
             env: &[],
             quick_args: &[],
             quick_env: &[
@@ -98,7 +99,7 @@ pub fn comparisons() -> Vec<Comparison> {
         Comparison {
             group: "stability",
             bench: "node_stability",
-            args: &["--bench"],
+            args: &[],
             env: &[],
             quick_args: &[],
             quick_env: &[("STABILITY_SECS", "20"), ("STABILITY_PEER_SECS", "20")],
