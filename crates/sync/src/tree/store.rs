@@ -379,6 +379,31 @@ impl GenStore {
         self.gc(&keep)
     }
 
+    /// Writes generation `id`'s manifest through a temporary file and a rename (fsynced first
+    /// when `fsync`), so a manifest file is always whole.
+    fn write_manifest(
+        &self,
+        id: &GenId,
+        manifest: &Manifest,
+        fsync: bool,
+    ) -> Result<(), TreeError> {
+        let mpath = self.manifest_path(id);
+        let tmp = mpath.with_extension("manifest.tmp");
+        let bytes = crate::codec::encode(manifest).map_err(|e| TreeError::StoredManifest {
+            path: mpath.clone(),
+            reason: e.to_string(),
+        })?;
+        {
+            let mut f = File::create(&tmp).map_err(|e| TreeError::io("create", &tmp, e))?;
+            f.write_all(&bytes)
+                .map_err(|e| TreeError::io("write", &tmp, e))?;
+            if fsync {
+                f.sync_all().map_err(|e| TreeError::io("fsync", &tmp, e))?;
+            }
+        }
+        fs::rename(&tmp, &mpath).map_err(|e| TreeError::io("rename", &mpath, e))
+    }
+
     /// Turns a plain `ROOT/current` directory (seed data put there before the store existed)
     /// into a generation where it is: scanned, its manifest written, the directory renamed to
     /// `.gens/<id>` and `current` made the symlink to it. Returns the new id, or `None` when
@@ -396,21 +421,7 @@ impl GenStore {
         }
         let mut scanner = super::scan::Scanner::new(&cur, Default::default());
         let (manifest, id) = scanner.manifest()?;
-        let mpath = self.manifest_path(&id);
-        let tmp = mpath.with_extension("manifest.tmp");
-        let bytes = crate::codec::encode(&*manifest).map_err(|e| TreeError::StoredManifest {
-            path: mpath.clone(),
-            reason: e.to_string(),
-        })?;
-        {
-            let mut f = File::create(&tmp).map_err(|e| TreeError::io("create", &tmp, e))?;
-            f.write_all(&bytes)
-                .map_err(|e| TreeError::io("write", &tmp, e))?;
-            if self.options.fsync {
-                f.sync_all().map_err(|e| TreeError::io("fsync", &tmp, e))?;
-            }
-        }
-        fs::rename(&tmp, &mpath).map_err(|e| TreeError::io("rename", &mpath, e))?;
+        self.write_manifest(&id, &manifest, self.options.fsync)?;
         let dst = self.gen_dir(&id);
         if dst.exists() {
             self.trash(&dst)?;
@@ -832,19 +843,8 @@ impl Staging<'_> {
             }
         }
         apply_dir_meta(&self.dir, &self.manifest.root)?;
-        let mpath = self.store.manifest_path(&self.id);
-        let tmp = mpath.with_extension("manifest.tmp");
-        let bytes =
-            crate::codec::encode(&self.manifest).map_err(|e| TreeError::StoredManifest {
-                path: mpath.clone(),
-                reason: e.to_string(),
-            })?;
-        {
-            let mut f = File::create(&tmp).map_err(|e| TreeError::io("create", &tmp, e))?;
-            f.write_all(&bytes)
-                .map_err(|e| TreeError::io("write", &tmp, e))?;
-        }
-        fs::rename(&tmp, &mpath).map_err(|e| TreeError::io("rename", &mpath, e))?;
+        // Not fsynced here: the syncfs below covers it.
+        self.store.write_manifest(&self.id, &self.manifest, false)?;
         times.finish = t.elapsed();
         let t = Instant::now();
         if self.store.options.fsync {
