@@ -13,7 +13,7 @@ use netlab::{Lab, Member, Process};
 use redundancy::config::{Direction, Role};
 use redundancy::control::{request, Request};
 use redundancy::lab::PairConfigBuilder;
-use redundancy::status::Status;
+use redundancy::status::{NodeState, Status};
 
 const VIP: &str = "10.99.0.100";
 
@@ -305,7 +305,15 @@ fn demo(exe: &str, quiet: bool) -> Result<(), String> {
     lab.set_port(&ma, true).map_err(e)?;
     a.start(&lab, exe)?;
     if !wait(Duration::from_secs(20), || {
-        a.state() == "standby" && synced(&b, &a)
+        // node-b must see node-a as an up standby too (its heartbeats), or a swap asked of
+        // node-b has no one to hand over to.
+        a.state() == "standby"
+            && synced(&b, &a)
+            && b.status().is_some_and(|s| {
+                s.peers
+                    .iter()
+                    .any(|p| p.up && p.state == NodeState::Standby)
+            })
     }) {
         return Err(format!("node-a did not rejoin as standby: {}", a.log()));
     }

@@ -303,7 +303,14 @@ impl Rig {
         );
         self.start('b');
         assert!(
-            wait_for("b synced", Duration::from_secs(30), || self.in_sync()),
+            // In sync, and a sees b as an up standby (its heartbeats): a swap asked of a
+            // right after needs that.
+            wait_for("b synced", Duration::from_secs(30), || self.in_sync()
+                && self.a.status().is_some_and(|s| {
+                    s["peers"].as_array().is_some_and(|p| {
+                        p.iter().any(|x| x["up"] == true && x["state"] == "standby")
+                    })
+                })),
             "a: {}\nb: {}\nb status: {:?}",
             self.a.log(),
             self.b.log(),
