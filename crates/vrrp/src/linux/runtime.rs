@@ -204,6 +204,10 @@ pub enum Command {
     Release(usize),
     /// Switch active / passive.
     SetMode(usize, Mode),
+    /// Switch Preempt_Mode at run time (see [`Input::SetPreempt`]).
+    SetPreempt(usize, bool),
+    /// A new configured priority, 1..=254 (see [`Input::SetPriority`]).
+    SetPriority(usize, u8),
     /// Send priority 0, release every address and stop the thread.
     Shutdown,
 }
@@ -934,6 +938,8 @@ impl Runtime {
             Command::Takeover(i) => (i, Input::Takeover),
             Command::Release(i) => (i, Input::Release),
             Command::SetMode(i, m) => (i, Input::SetMode(m)),
+            Command::SetPreempt(i, on) => (i, Input::SetPreempt(on)),
+            Command::SetPriority(i, p) => (i, Input::SetPriority(p)),
         };
         if i < self.routers.len() {
             self.routers[i].handle(now, input);

@@ -62,6 +62,19 @@
 //!   becomes backup; until it is master again it behaves as with preemption off (any
 //!   advertisement resets its timer), so the peer keeps the addresses: the basis of "swap".
 //!   If nobody takes over, it takes the addresses back after Master_Down_Interval.
+//! * **Preempt hold** ([`Input::SetPreempt`]): Preempt_Mode (RFC 5798 section 6.1) can be
+//!   switched at run time. A supervisor holds preemption off while a returning node's data is
+//!   older than the master's and lets it go once it has pulled; a backup without preemption
+//!   still takes over when no master is heard (the Master_Down_Timer is untouched). Turning
+//!   preemption on takes effect at the next advertisement, like the configuration's flag.
+//! * **Priority change** ([`Input::SetPriority`]): a reloaded configuration may change the
+//!   priority of a non-owner (1..=254) at run time. RFC 5798 section 6.4 computes everything
+//!   from the current priority, so a master sends its next advertisement with the new value
+//!   (at once, so that a backup that now outranks it can preempt without waiting an interval),
+//!   and a backup compares the next advertisement with the new value (preempting if it now
+//!   outranks the master and may preempt). Becoming or ceasing to be the address owner (255)
+//!   changes how the router starts and what it accepts (section 7.1), so it is refused and
+//!   counted in [`Counters::inputs_refused`].
 //! * **Announcements**: besides the RFC's announcement on becoming master, an optional repeat
 //!   and a periodic refresh ([`AnnounceSchedule`]).
 
@@ -116,6 +129,12 @@ pub enum Input<'a> {
     SetPriorityOffset(i16),
     /// Tracking: a tracked resource failed (`true`) or recovered (`false`).
     Fault(bool),
+    /// Administrative: switch Preempt_Mode on or off at run time (see the module
+    /// documentation).
+    SetPreempt(bool),
+    /// Administrative: a new configured priority, 1..=254 (see the module documentation).
+    /// Refused when it or the current one is 255 (the owner), or when it is 0.
+    SetPriority(u8),
 }
 
 /// One virtual router. See the [module documentation](self).
@@ -130,6 +149,8 @@ pub struct VirtualRouter {
     state: State,
     mode: Mode,
     priority_offset: i16,
+    /// Preempt_Mode in force: the configuration's until [`Input::SetPreempt`] changes it.
+    preempt: bool,
     fault: bool,
     /// A takeover holds: advertise [`TAKEOVER_PRIORITY`].
     takeover: bool,
@@ -165,6 +186,7 @@ impl VirtualRouter {
             interval_cs: config.interval_cs(),
             checksum: config.checksum_form(),
             mode: config.mode,
+            preempt: config.preempt,
             master_adver_interval: config.advertisement_interval,
             address_bytes: bytes.into_boxed_slice(),
             config,
@@ -212,6 +234,11 @@ impl VirtualRouter {
     /// True while an administrative takeover holds.
     pub fn is_taken_over(&self) -> bool {
         self.takeover
+    }
+
+    /// Preempt_Mode in force (the configuration's, or the last [`Input::SetPreempt`]).
+    pub fn preempt(&self) -> bool {
+        self.preempt
     }
 
     /// True after a release, until the router is master again.
@@ -341,6 +368,8 @@ impl VirtualRouter {
             Input::SetMode(mode) => self.set_mode(now, mode),
             Input::SetPriorityOffset(offset) => self.priority_offset = offset,
             Input::Fault(on) => self.set_fault(now, on),
+            Input::SetPreempt(on) => self.set_preempt(on),
+            Input::SetPriority(p) => self.set_priority(now, p),
         }
     }
 
@@ -419,6 +448,31 @@ impl VirtualRouter {
                 }
                 Mode::Active => self.arm_down_timer(now),
             }
+        }
+    }
+
+    fn set_preempt(&mut self, on: bool) {
+        self.preempt = on;
+        if !on {
+            // A preempt delay window belongs to preemption; it starts again when turned on.
+            self.preempt_until = None;
+        }
+    }
+
+    fn set_priority(&mut self, now: Instant, priority: u8) {
+        if priority == 0 || priority == 255 || self.config.is_owner() {
+            self.counters.inputs_refused += 1;
+            return;
+        }
+        if priority == self.config.priority {
+            return;
+        }
+        self.config.priority = priority;
+        if self.state == State::Master {
+            // RFC 5798 section 6.4.3: the master advertises its current priority; send it now
+            // so that a backup that now outranks us need not wait for the Adver_Timer.
+            self.send(self.priority());
+            self.adver_timer = Some(now + self.config.advertisement_interval);
         }
     }
 
@@ -522,7 +576,7 @@ impl VirtualRouter {
             return;
         }
         let mine = self.priority();
-        let preempt = self.config.preempt && !self.yielded;
+        let preempt = self.preempt && !self.yielded;
         if !preempt || adv.priority >= mine {
             if adv.priority >= mine {
                 self.preempt_until = None;

@@ -613,3 +613,175 @@ fn undrained_actions_are_counted_not_grown() {
     assert_eq!(r.counters().actions_dropped, 40 - 16);
     assert_eq!(drain(&mut r).len(), 16);
 }
+
+#[test]
+fn preempt_hold_yields_to_a_lower_master_until_released_then_preempts() {
+    // Started with preemption held (a returning node whose data is older than the master's).
+    let mut c = cfg(200);
+    c.preempt = false;
+    let mut r = VirtualRouter::new(c).unwrap();
+    let t0 = Instant::now();
+    r.handle(t0, Input::Startup);
+    drain(&mut r);
+    assert!(!r.preempt());
+    // A lower-priority master (100) is heard every second: each advert resets the timer, for
+    // as long as the hold lasts.
+    let mut t = t0;
+    for _ in 0..10 {
+        t += ms(1000);
+        r.handle(
+            t,
+            Input::Advertisement {
+                src: peer(1),
+                advert: adv(100),
+            },
+        );
+        r.handle_timeout(t);
+        assert_eq!(r.state(), State::Backup);
+        assert_eq!(r.poll_timeout(), Some(t + r.master_down_interval()));
+    }
+    assert_eq!(r.counters().backup_discarded_lower, 0);
+    // The hold ends: the next lower advert is discarded (RFC 5798 section 6.4.2 (465)-(470))
+    // and we take over when the Master_Down_Timer armed by the last accepted one runs out.
+    r.handle(t, Input::SetPreempt(true));
+    assert!(r.preempt());
+    let armed = t + r.master_down_interval();
+    r.handle(
+        t + ms(1000),
+        Input::Advertisement {
+            src: peer(1),
+            advert: adv(100),
+        },
+    );
+    assert_eq!(r.counters().backup_discarded_lower, 1);
+    assert_eq!(r.poll_timeout(), Some(armed));
+    r.handle_timeout(armed);
+    assert_eq!(r.state(), State::Master);
+    assert_eq!(
+        drain(&mut r),
+        [
+            "send 200",
+            "add",
+            "announce 2",
+            "backup->master (master down)"
+        ]
+    );
+}
+
+#[test]
+fn preempt_hold_does_not_stop_a_takeover_when_no_master_is_heard() {
+    let mut c = cfg(200);
+    c.preempt = false;
+    let mut r = VirtualRouter::new(c).unwrap();
+    let t0 = Instant::now();
+    r.handle(t0, Input::Startup);
+    // Holding, but nobody advertises: Master_Down_Interval as always (RFC 5798 6.4.2).
+    let deadline = r.poll_timeout().unwrap();
+    assert_eq!(deadline - t0, r.master_down_interval());
+    r.handle_timeout(deadline);
+    assert_eq!(r.state(), State::Master);
+    // Turning preemption off as master changes nothing now.
+    r.handle(deadline, Input::SetPreempt(false));
+    assert_eq!(r.state(), State::Master);
+}
+
+#[test]
+fn preempt_off_at_run_time_closes_the_preempt_delay_window() {
+    let mut c = cfg(150);
+    c.preempt_delay = ms(2500);
+    let mut r = VirtualRouter::new(c).unwrap();
+    let t0 = Instant::now();
+    r.handle(t0, Input::Startup);
+    let lower = |r: &mut VirtualRouter, at| {
+        r.handle(
+            at,
+            Input::Advertisement {
+                src: peer(1),
+                advert: adv(100),
+            },
+        )
+    };
+    lower(&mut r, t0 + ms(1000));
+    assert_eq!(r.counters().preempt_delayed, 1);
+    r.handle(t0 + ms(1500), Input::SetPreempt(false));
+    lower(&mut r, t0 + ms(4000));
+    // Held: accepted as with preemption off, not counted as delayed.
+    assert_eq!(r.counters().preempt_delayed, 1);
+    assert_eq!(r.counters().backup_discarded_lower, 0);
+    // On again: a fresh window of 2.5 s from the next lower advert.
+    r.handle(t0 + ms(4500), Input::SetPreempt(true));
+    lower(&mut r, t0 + ms(5000));
+    lower(&mut r, t0 + ms(7000));
+    assert_eq!(r.counters().preempt_delayed, 3);
+    lower(&mut r, t0 + ms(8000));
+    assert_eq!(r.counters().backup_discarded_lower, 1);
+}
+
+#[test]
+fn set_priority_master_advertises_the_new_value_and_a_higher_backup_preempts() {
+    // RFC 5798 section 6.4: everything is computed from the current priority.
+    let (mut r, t) = master(200);
+    r.handle(t + ms(100), Input::SetPriority(50));
+    assert_eq!(r.priority(), 50);
+    assert_eq!(r.config().priority, 50);
+    // Sent at once with the new value, Adver_Timer restarted.
+    assert_eq!(drain(&mut r), ["send 50"]);
+    assert_eq!(r.poll_timeout(), Some(t + ms(100) + ms(1000)));
+    assert_eq!(r.state(), State::Master);
+    // A backup at 100 now outranks us: its advert makes us step down (6.4.3 (740)-(765)).
+    r.handle(
+        t + ms(200),
+        Input::Advertisement {
+            src: peer(1),
+            advert: adv(100),
+        },
+    );
+    assert_eq!(r.state(), State::Backup);
+    // The same value again sends nothing.
+    r.handle(t + ms(300), Input::SetPriority(50));
+    drain(&mut r);
+    r.handle(t + ms(300), Input::SetPriority(50));
+    assert!(drain(&mut r).is_empty());
+}
+
+#[test]
+fn set_priority_raised_backup_preempts_a_lower_master() {
+    let (mut r, t0) = started(100);
+    let lower = |r: &mut VirtualRouter, at| {
+        r.handle(
+            at,
+            Input::Advertisement {
+                src: peer(1),
+                advert: adv(150),
+            },
+        )
+    };
+    lower(&mut r, t0 + ms(1000));
+    assert_eq!(
+        r.poll_timeout(),
+        Some(t0 + ms(1000) + r.master_down_interval())
+    );
+    r.handle(t0 + ms(1500), Input::SetPriority(200));
+    assert!(drain(&mut r).is_empty(), "a backup sends nothing");
+    // The master at 150 is now lower: discarded, and we take over when the timer runs out.
+    lower(&mut r, t0 + ms(2000));
+    assert_eq!(r.counters().backup_discarded_lower, 1);
+    let t = r.poll_timeout().unwrap();
+    r.handle_timeout(t);
+    assert_eq!(r.state(), State::Master);
+    assert_eq!(drain(&mut r)[0], "send 200");
+}
+
+#[test]
+fn set_priority_refuses_the_owner_and_zero() {
+    let (mut r, _) = started(100);
+    for p in [0, 255] {
+        r.handle(Instant::now(), Input::SetPriority(p));
+    }
+    assert_eq!(r.priority(), 100);
+    assert_eq!(r.counters().inputs_refused, 2);
+    let (mut o, _) = started(255);
+    o.handle(Instant::now(), Input::SetPriority(100));
+    assert_eq!(o.priority(), 255);
+    assert_eq!(o.counters().inputs_refused, 1);
+}
