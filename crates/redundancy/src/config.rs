@@ -14,6 +14,9 @@ use vrrp::wire::{Auth, ChecksumForm, Version};
 
 /// Default TCP port of the sync service (and UDP port of the pair heartbeat).
 pub const DEFAULT_SYNC_PORT: u16 = 8730;
+/// The least default of `sync.preempt_hold_max` (the default is three pull intervals of the
+/// slowest set that flows from the operational node, and at least this).
+pub const DEFAULT_PREEMPT_HOLD_MIN: Duration = Duration::from_secs(30);
 /// Default admin port forwarded from the master to a standby (the product's port).
 pub const DEFAULT_ADMIN_PORT: u16 = 8765;
 
@@ -192,6 +195,10 @@ pub struct Config {
     pub sync_listen: SocketAddr,
     /// Sync sets.
     pub sets: Vec<SyncSet>,
+    /// The longest a returning node holds preemption while it waits to pull the sets that
+    /// flow from the operational node (`sync.preempt_hold_max`; zero: no hold). See
+    /// [`crate::hold`].
+    pub preempt_hold_max: Duration,
     /// Hooks.
     pub hooks: Hooks,
     /// Control socket path.
@@ -304,6 +311,9 @@ pub mod raw {
         /// `[[sync.sets]]`
         #[serde(default)]
         pub sets: Vec<Set>,
+        /// The longest a returning node holds preemption until it pulled.
+        #[serde(default)]
+        pub preempt_hold_max: Option<String>,
     }
 
     /// `[[sync.sets]]`
@@ -482,8 +492,8 @@ impl Config {
             }
         };
 
-        let (key_file, sync_listen, sets) = match &raw.sync {
-            None => (PathBuf::new(), None, Vec::new()),
+        let (key_file, sync_listen, sets, preempt_hold_max) = match &raw.sync {
+            None => (PathBuf::new(), None, Vec::new(), Duration::ZERO),
             Some(s) => {
                 let listen = match &s.listen {
                     None => SocketAddr::from(([0, 0, 0, 0], DEFAULT_SYNC_PORT)),
@@ -541,7 +551,24 @@ impl Config {
                         excludes: set.excludes.clone(),
                     });
                 }
-                (PathBuf::from(&s.key_file), Some(listen), sets)
+                // A few pull intervals of the slowest set that flows from the operational
+                // node, and never less than 30 s: the first round after an absence may move
+                // a day of voice data.
+                let longest = sets
+                    .iter()
+                    .filter(|s| s.direction == Direction::FromOperational)
+                    .map(|s| s.interval)
+                    .max()
+                    .unwrap_or_default();
+                let hold = c.duration(
+                    "sync.preempt_hold_max",
+                    s.preempt_hold_max.as_deref(),
+                    (longest * 3).max(DEFAULT_PREEMPT_HOLD_MIN),
+                )?;
+                if hold > Duration::from_secs(86_400) {
+                    return Err(c.err("sync.preempt_hold_max", "must be at most 24h"));
+                }
+                (PathBuf::from(&s.key_file), Some(listen), sets, hold)
             }
         };
         let sync_listen =
@@ -739,6 +766,7 @@ impl Config {
             key_file,
             sync_listen,
             sets,
+            preempt_hold_max,
             hooks,
             control_socket,
             admin_forward,

@@ -66,6 +66,8 @@ pub struct PairConfigBuilder {
     pub preempt: bool,
     /// The sync sets.
     pub sets: Vec<LabSet>,
+    /// `sync.preempt_hold_max` (`None`: the default).
+    pub preempt_hold_max: Option<String>,
     /// `hooks.operational`.
     pub operational_hooks: Vec<String>,
     /// `hooks.standby`.
@@ -99,6 +101,7 @@ impl PairConfigBuilder {
             virtual_addresses: vec!["10.99.0.100/24".into()],
             preempt: true,
             sets: Vec::new(),
+            preempt_hold_max: None,
             operational_hooks: Vec::new(),
             standby_hooks: Vec::new(),
             fault_hooks: Vec::new(),
@@ -153,6 +156,9 @@ impl PairConfigBuilder {
         let _ = writeln!(s, "preempt = {}", self.preempt);
         let _ = writeln!(s, "\n[sync]\nkey_file = {}", qp(&self.key_file));
         let _ = writeln!(s, "listen = {}", q(&self.sync_listen));
+        if let Some(h) = &self.preempt_hold_max {
+            let _ = writeln!(s, "preempt_hold_max = {}", q(h));
+        }
         for set in &self.sets {
             let direction = match set.direction {
                 Direction::FromPrimary => "from_primary",
@@ -211,6 +217,7 @@ mod tests {
         b.key_file = "/lab/psk".into();
         b.preempt = false;
         b.set("voice", Direction::FromOperational, "250ms");
+        b.preempt_hold_max = Some("45s".into());
         b.operational_hooks = vec![r#"echo "$REDUNDANCY_NODE" > /lab/n2/op"#.into()];
         b.standby_hooks = vec!["echo s\\t".into()];
         b.admin_forward = Some((8765, "10.99.0.2:8765".into()));
@@ -225,6 +232,7 @@ mod tests {
         assert!(!c.instances[0].preempt);
         assert_eq!(c.sets[0].root, Path::new("/lab/n2/voice"));
         assert_eq!(c.sets[0].interval.as_millis(), 250);
+        assert_eq!(c.preempt_hold_max.as_secs(), 45);
         assert_eq!(
             c.hooks.operational[0],
             r#"echo "$REDUNDANCY_NODE" > /lab/n2/op"#

@@ -5,6 +5,7 @@
 //!
 //! * [`config`]: the TOML file and its validation.
 //! * [`supervisor`]: the thread that reacts to the node's state (see its table).
+//! * [`hold`]: the preempt hold of a returning node (no failback before it pulled).
 //! * [`heartbeat`]: the authenticated UDP messages the two nodes exchange.
 //! * [`control`]: the Unix control socket (JSON), client and server.
 //! * [`status`]: the status report.
@@ -15,6 +16,7 @@
 pub mod config;
 pub mod control;
 pub mod heartbeat;
+pub mod hold;
 pub mod lab;
 pub mod status;
 pub mod supervisor;

@@ -181,6 +181,18 @@ pub struct ReloadStatus {
     pub error: Option<String>,
 }
 
+/// A preempt hold in force (see [`crate::hold`]): this node outranks the master but waits to
+/// pull the sets that flow from it before it preempts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PreemptHoldStatus {
+    /// When the hold began.
+    pub since: f64,
+    /// The sets not yet pulled from the master since then.
+    pub waiting_for: Vec<String>,
+    /// When it ends at the latest (`sync.preempt_hold_max`), even if the pulls never succeed.
+    pub expires: f64,
+}
+
 /// The whole report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Status {
@@ -214,6 +226,9 @@ pub struct Status {
     pub reload: Option<ReloadStatus>,
     /// Configuration conflicts with peers (both primary, VRID / interval / address mismatch).
     pub errors: Vec<String>,
+    /// The preempt hold, while one is in force (`null` otherwise).
+    #[serde(default)]
+    pub preempt_hold: Option<PreemptHoldStatus>,
 }
 
 fn ago(t: Option<f64>, now: f64) -> String {
@@ -294,6 +309,15 @@ impl Status {
                 set.last_error
                     .as_deref()
                     .map_or(String::new(), |e| format!(", last error: {e}"))
+            );
+        }
+        if let Some(h) = &self.preempt_hold {
+            let _ = writeln!(
+                s,
+                "  preempt held: waiting for sets {} (held {:.1} s, at most {:.1} s more)",
+                h.waiting_for.join(", "),
+                (now - h.since).max(0.0),
+                (h.expires - now).max(0.0)
             );
         }
         if let Some(r) = &self.reload {
@@ -385,7 +409,30 @@ mod tests {
                 error: None,
             }),
             errors: vec!["both nodes claim the primary role".into()],
+            preempt_hold: None,
         }
+    }
+
+    #[test]
+    fn text_shows_a_preempt_hold_and_its_sets() {
+        let mut s = sample();
+        assert!(!s.to_text().contains("preempt held"));
+        let now = unix_time(SystemTime::now());
+        s.preempt_hold = Some(PreemptHoldStatus {
+            since: now - 2.0,
+            waiting_for: vec!["state".into(), "voice".into()],
+            expires: now + 28.0,
+        });
+        let t = s.to_text();
+        assert!(
+            t.contains("preempt held: waiting for sets state, voice (held 2."),
+            "{t}"
+        );
+        // A report from before the field existed still parses.
+        let mut j: serde_json::Value = serde_json::to_value(sample()).unwrap();
+        j.as_object_mut().unwrap().remove("preempt_hold");
+        let back: Status = serde_json::from_value(j).unwrap();
+        assert_eq!(back.preempt_hold, None);
     }
 
     #[test]

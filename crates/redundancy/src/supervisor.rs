@@ -23,6 +23,17 @@
 //! to pull that set, the plain directory first becomes the store's generation where it is
 //! (`GenStore::adopt_plain_current`), so it stays the basis and the data in `current`.
 //!
+//! # Failback without data loss (preempt hold)
+//!
+//! A node that enters standby while it outranks the master (a primary returning after an
+//! outage, a fault, or a restart) holds preemption off until it has pulled every set that
+//! flows from the operational node once, in a round started after it entered standby; then it
+//! lets preemption go and takes over by the ordinary VRRP rules. So the data the PBX wrote on
+//! the other node meanwhile is in its store before its applications start, and the other
+//! node, now standby, pulls it back instead of losing it. `sync.preempt_hold_max` bounds the
+//! hold (logged when it expires); a node that hears no master takes over as always. Pure
+//! logic in [`crate::hold`].
+//!
 //! # Swap (zero data loss)
 //!
 //! `swap` on the master sends the heartbeat command `swap` to a standby. The standby (or a
@@ -57,9 +68,10 @@ use vrrp::router::{Mode, State};
 use crate::config::{BackupMode, Config, Direction, Role, SyncSet};
 use crate::control::{ControlError, ControlServer, Incoming, Request, Response};
 use crate::heartbeat::{self, Beat, InstanceInfo, PeerCommand};
+use crate::hold::{HoldEnd, PreemptHold};
 use crate::status::{
     unix_time, AdminForwardStatus, HookCommands, HookStatus, InstanceStatus, NodeState, PeerStatus,
-    ReloadStatus, SetStatus, StandbyStatus, Status,
+    PreemptHoldStatus, ReloadStatus, SetStatus, StandbyStatus, Status,
 };
 
 /// Heartbeat period.
@@ -124,11 +136,20 @@ impl Supervisor {
             file: cfg.file.clone(),
             reason: format!("{}: {e}", cfg.key_file.display()),
         })?;
+        // A node starts as a returning node: preemption held until it pulled (module docs).
+        let held = holds_preemption(&cfg);
         let mut instances = Vec::new();
         for i in 0..cfg.instances.len() {
-            if let Some(rc) = cfg.runtime_instance(i, cfg.mode) {
+            if let Some(mut rc) = cfg.runtime_instance(i, cfg.mode) {
+                if held && held_instance(&cfg, i) {
+                    rc.router.preempt = false;
+                }
                 instances.push(rc);
             }
+        }
+        let mut hold = PreemptHold::new(cfg.preempt_hold_max);
+        if held {
+            hold.begin(Instant::now(), awaited_sets(&cfg));
         }
         let node = Arc::new(Node::start(instances, Options::default())?);
         let io = |what: &str| {
@@ -190,6 +211,7 @@ impl Supervisor {
             serving_checked: None,
             stopping: None,
             reload: None,
+            hold,
         };
         let thread = std::thread::Builder::new()
             .name("supervisor".into())
@@ -216,7 +238,8 @@ impl Supervisor {
     }
 
     /// Applies a new configuration where possible (hooks, peers, admin forward, backup mode,
-    /// sync intervals and excludes); other changes are logged and shown in `status` as needing
+    /// sync intervals and excludes, `sync.preempt_hold_max`, and each instance's priority and
+    /// preempt, except to or from the owner's 255); other changes are logged and shown in `status` as needing
     /// a restart, and keep their old values.
     pub fn reload(&self, cfg: Config) {
         let _ = self.tx.send(Msg::Reload(Box::new(cfg)));
@@ -288,6 +311,9 @@ struct Plan {
 
 #[derive(Clone, Debug, Default)]
 struct SetRuntime {
+    /// When the last successful round started, and from where it pulled (the preempt hold
+    /// counts only rounds started after it began, from the current master).
+    last_ok_round: Option<(Instant, SocketAddr)>,
     last_sync: Option<SystemTime>,
     duration: Option<Duration>,
     bytes: Option<u64>,
@@ -372,10 +398,12 @@ fn puller_loop(
             }
             continue;
         };
+        let started = Instant::now();
         let result = pull_round(set, key, node_id, source, mode, &mut store);
         let mut r = rt.lock();
         let answer = match result {
             Ok(rep) => {
+                r.last_ok_round = Some((started, source));
                 let gen = rep.generation.map(|g| g.to_hex());
                 let bytes = rep.bytes_sent + rep.bytes_received;
                 // One line per round, unchanged rounds included (issue 4: each sync round).
@@ -640,6 +668,35 @@ struct Sup {
     serving_checked: Option<Instant>,
     stopping: Option<Instant>,
     reload: Option<ReloadStatus>,
+    hold: PreemptHold,
+}
+
+/// Whether `cfg` asks for a preempt hold: a bound above zero, a set that flows from the
+/// operational node, and an instance that preempts.
+fn holds_preemption(cfg: &Config) -> bool {
+    !cfg.preempt_hold_max.is_zero()
+        && cfg
+            .sets
+            .iter()
+            .any(|s| s.direction == Direction::FromOperational)
+        && (0..cfg.instances.len()).any(|i| held_instance(cfg, i))
+}
+
+/// Whether instance `i` is one the hold applies to: it preempts, and it is not the address
+/// owner (which takes over at start-up whatever the hold says, RFC 5798 section 6.4.1).
+fn held_instance(cfg: &Config, i: usize) -> bool {
+    cfg.instances
+        .get(i)
+        .is_some_and(|ins| ins.preempt && ins.priority != 255)
+}
+
+/// The sets a hold waits for: those that flow from the operational node.
+fn awaited_sets(cfg: &Config) -> Vec<String> {
+    cfg.sets
+        .iter()
+        .filter(|s| s.direction == Direction::FromOperational)
+        .map(|s| s.name.clone())
+        .collect()
 }
 
 impl Sup {
@@ -701,6 +758,7 @@ impl Sup {
             }
             self.check_peers();
             self.check_pending();
+            self.check_hold();
             if let Some(since) = self.stopping {
                 let handing_over = matches!(self.pending, Some(Swap::AsMaster { .. }));
                 if !handing_over || since.elapsed() > SWAP_TIMEOUT {
@@ -768,6 +826,45 @@ impl Sup {
                 let (tx, _rx) = bounded(1);
                 let _ = p.tx.send(PullReq::Now(tx));
             }
+        }
+        // Priority and preempt of each instance (by name): live, RFC 5798 section 6.4.
+        for (i, (old, n)) in self
+            .cfg
+            .instances
+            .iter_mut()
+            .zip(&new.instances)
+            .enumerate()
+        {
+            if old.name != n.name {
+                continue;
+            }
+            let owner = old.priority == 255 || n.priority == 255;
+            if old.priority != n.priority && !owner {
+                log::info!(
+                    "vrrp {}: priority {} -> {}",
+                    old.name,
+                    old.priority,
+                    n.priority
+                );
+                old.priority = n.priority;
+                self.node.command(NodeCommand::SetPriority(i, n.priority));
+            }
+            if old.preempt != n.preempt {
+                log::info!(
+                    "vrrp {}: preempt {} -> {}",
+                    old.name,
+                    old.preempt,
+                    n.preempt
+                );
+                old.preempt = n.preempt;
+                // A hold in force keeps preemption off until it ends.
+                let on = n.preempt && !(self.hold.is_held() && old.priority != 255);
+                self.node.command(NodeCommand::SetPreempt(i, on));
+            }
+        }
+        if self.cfg.preempt_hold_max != new.preempt_hold_max {
+            self.cfg.preempt_hold_max = new.preempt_hold_max;
+            self.hold.set_max(new.preempt_hold_max);
         }
         let admin_changed = self.cfg.admin_forward != new.admin_forward;
         self.cfg.hooks = new.hooks;
@@ -869,7 +966,16 @@ impl Sup {
             new,
             self.mode
         );
+        let old = self.state;
         self.state = new;
+        match new {
+            // At start-up the hold began with the node; otherwise the node returns now.
+            NodeState::Standby if old != NodeState::Starting || !self.hold.is_held() => {
+                self.begin_hold();
+            }
+            NodeState::Operational | NodeState::Fault => self.end_hold(None),
+            NodeState::Standby | NodeState::Starting => {}
+        }
         self.apply_plan();
         match new {
             NodeState::Operational => self.run_event_hooks("operational"),
@@ -1313,8 +1419,98 @@ impl Sup {
         if mode != self.mode {
             log::info!("node {}: mode {} -> {}", self.cfg.node_id, self.mode, mode);
         }
+        let resumed = mode == BackupMode::Active && self.mode == BackupMode::Passive;
         self.mode = mode;
+        if resumed && self.state == NodeState::Standby {
+            // A passive standby did not pull: its data is as old as an absent node's.
+            self.begin_hold();
+        }
         self.apply_plan();
+    }
+
+    // --- preempt hold (module docs, crate::hold) ---
+
+    /// Holds preemption off until the sets that flow from the operational node were pulled.
+    fn begin_hold(&mut self) {
+        if !holds_preemption(&self.cfg) {
+            return;
+        }
+        let sets = awaited_sets(&self.cfg);
+        log::info!(
+            "preempt held: waiting for sets {} to be pulled from the master (at most {:?})",
+            sets.join(", "),
+            self.cfg.preempt_hold_max
+        );
+        self.hold.begin(Instant::now(), sets);
+        self.set_router_preempt(false);
+    }
+
+    /// Lets preemption go again (as configured), logging why unless `why` is `None`.
+    fn end_hold(&mut self, why: Option<HoldEnd>) {
+        let was = self.hold.is_held();
+        self.hold.cancel();
+        match why {
+            Some(HoldEnd::Synced { sets, held }) => log::info!(
+                "preempt hold released after {:.1} s: pulled {} from the master; preempting \
+                 by the VRRP rules",
+                held.as_secs_f64(),
+                if sets.is_empty() {
+                    "nothing (no set flows from the operational node)".to_string()
+                } else {
+                    sets.join(", ")
+                }
+            ),
+            Some(HoldEnd::Expired { waiting, max }) => log::warn!(
+                "preempt hold EXPIRED after {max:?} (sync.preempt_hold_max) without a pull of \
+                 {} from the master: preempting anyway; data written there since this node \
+                 last pulled may be lost",
+                waiting.join(", ")
+            ),
+            None if was => log::debug!("preempt hold ended: node {}", self.state),
+            None => {}
+        }
+        self.set_router_preempt(true);
+    }
+
+    /// Preempt_Mode of every held instance: `false` holds it, `true` restores the
+    /// configuration's (RFC 5798 section 6.1, switched at run time).
+    fn set_router_preempt(&self, on: bool) {
+        for (i, ins) in self.cfg.instances.iter().enumerate() {
+            if ins.priority != 255 {
+                self.node
+                    .command(NodeCommand::SetPreempt(i, ins.preempt && on));
+            }
+        }
+    }
+
+    /// Feeds the hold the pull rounds that succeeded from the current master, and ends it when
+    /// every set was pulled or the bound passed.
+    fn check_hold(&mut self) {
+        if !self.hold.is_held()
+            || self.state != NodeState::Standby
+            || self.mode != BackupMode::Active
+        {
+            return;
+        }
+        let master = self
+            .peers
+            .values()
+            .find(|p| p.up() && p.beat.state == NodeState::Operational)
+            .map(PeerInfo::sync_addr);
+        for (set, p) in self.cfg.sets.iter().zip(&self.pullers) {
+            if set.direction != Direction::FromOperational {
+                continue;
+            }
+            let last = p.rt.lock().last_ok_round;
+            if let (Some((started, from)), Some(m)) = (last, master) {
+                if from == m {
+                    self.hold.pulled(&set.name, started);
+                }
+            }
+        }
+        if let Some(end) = self.hold.poll(Instant::now()) {
+            self.end_hold(Some(end));
+        }
     }
 
     fn pick_standby(&self) -> Option<String> {
@@ -1641,6 +1837,11 @@ impl Sup {
             config_file: self.cfg.file.clone(),
             reload: self.reload.clone(),
             errors: self.errors.values().flatten().cloned().collect(),
+            preempt_hold: self.hold.since().map(|since| PreemptHoldStatus {
+                since: wall_time(since),
+                waiting_for: self.hold.waiting(),
+                expires: wall_time(since) + self.hold.max().as_secs_f64(),
+            }),
         }
     }
 }
@@ -1674,6 +1875,9 @@ fn reload_plan(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
     if old.mode != new.mode {
         applied.push("node.mode".to_string());
     }
+    if old.preempt_hold_max != new.preempt_hold_max {
+        applied.push("sync.preempt_hold_max".to_string());
+    }
     for (k, (a, b)) in [
         ("node.id", (&old.node_id, &new.node_id)),
         ("node.name", (&old.node_name, &new.node_name)),
@@ -1699,18 +1903,33 @@ fn reload_plan(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
     } else {
         for (i, (a, b)) in old.instances.iter().zip(&new.instances).enumerate() {
             let k = |f: &str| format!("vrrp.instances[{i}].{f}");
+            if a.name == b.name {
+                // Live (RFC 5798 section 6.4 computes everything from the current values),
+                // except becoming or ceasing to be the address owner, which changes how the
+                // router starts and what it accepts.
+                if a.priority != b.priority {
+                    if a.priority == 255 || b.priority == 255 {
+                        restart.push(k("priority"));
+                    } else {
+                        applied.push(k("priority"));
+                    }
+                }
+                if a.preempt != b.preempt {
+                    applied.push(k("preempt"));
+                }
+            }
             let fields = [
                 ("name", a.name != b.name),
                 ("interface", a.interface != b.interface),
                 ("vrid", a.vrid != b.vrid),
-                ("priority", a.priority != b.priority),
+                ("priority", a.name != b.name && a.priority != b.priority),
                 ("version", a.version != b.version),
                 ("interval", a.interval != b.interval),
                 (
                     "virtual_addresses",
                     a.virtual_addresses != b.virtual_addresses,
                 ),
-                ("preempt", a.preempt != b.preempt),
+                ("preempt", a.name != b.name && a.preempt != b.preempt),
                 ("preempt_delay", a.preempt_delay != b.preempt_delay),
                 ("auth_pass", a.auth != b.auth),
                 ("v3_checksum", a.v3_checksum != b.v3_checksum),
@@ -1794,10 +2013,27 @@ mod tests {
                 "node.peers",
                 "admin_forward",
                 "node.mode",
+                "vrrp.instances[0].priority",
                 "sync.sets[1].interval"
             ]
         );
-        assert_eq!(restart, ["vrrp.instances[0].priority"]);
+        assert!(restart.is_empty(), "{restart:?}");
+        // Preempt is live; becoming the address owner is not; nor is the interval.
+        let new = cfg(|b| {
+            b.preempt = false;
+            b.priority = 255;
+            b.advert_interval = "200ms".into();
+            b.preempt_hold_max = Some("5s".into());
+        });
+        let (applied, restart) = reload_plan(&old, &new);
+        assert_eq!(
+            applied,
+            ["sync.preempt_hold_max", "vrrp.instances[0].preempt"]
+        );
+        assert_eq!(
+            restart,
+            ["vrrp.instances[0].priority", "vrrp.instances[0].interval"]
+        );
         let new = cfg(|b| {
             b.role = Role::Secondary;
             b.vrid = 52;
