@@ -524,3 +524,49 @@ fn plain_seed_directory_is_adopted_in_place_and_then_pulled_over() {
     assert_same(src.path(), dst.path());
     server.stop();
 }
+
+/// A no-change poll answers from the inotify watch on the current generation (no walk of the
+/// tree), and a change made in place is still seen by the very next poll.
+#[test]
+fn no_change_polls_answer_from_the_watch_and_still_see_changes_in_place() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    build_source(src.path());
+    let s = src.path();
+    let server = serve(s, false);
+    let cfg = pull_cfg(server.addr, key());
+    let store = GenStore::open(dst.path()).unwrap();
+    let r0 = pull_once(&store, &cfg).unwrap();
+    assert!(r0.changed);
+    // The commit armed the watch in the background: polls walk nothing.
+    for _ in 0..3 {
+        let r = pull_once(&store, &cfg).unwrap();
+        assert!(!r.changed, "{r}");
+    }
+    assert_eq!(store.full_checks(), 0, "a no-change poll walked the tree");
+
+    // Written in place, same size, deep in the tree: the next poll must not claim the generation.
+    let cur = fs::canonicalize(current(dst.path())).unwrap();
+    write(&cur, "etc/users/101.conf", b"user 999\n");
+    let r = pull_once(&store, &cfg).unwrap();
+    assert_eq!(r.generation, r0.generation);
+    assert!(r.files_fetched >= 1, "{r}");
+    assert_eq!(store.full_checks(), 1);
+    assert_same(s, dst.path());
+
+    // Readers cost nothing: reading the tree is no event.
+    let _ = fs::read(current(dst.path()).join("voice/greeting.wav")).unwrap();
+    let r = pull_once(&store, &cfg).unwrap();
+    assert!(!r.changed, "{r}");
+    assert_eq!(
+        store.full_checks(),
+        1,
+        "a read made the next poll walk the tree"
+    );
+
+    // A new file in place: seen, and removed by the round it causes.
+    write(&cur, "etc/users/stray.conf", b"stray");
+    pull_once(&store, &cfg).unwrap();
+    assert_same(s, dst.path());
+    server.stop();
+}

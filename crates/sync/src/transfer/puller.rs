@@ -34,6 +34,7 @@ use crate::delta::{apply, Signature, SignatureOptions};
 use crate::tree::manifest::{Entry, EntryKind, GenId, Limits, Manifest, ManifestDelta};
 use crate::tree::scan::hash_reader;
 use crate::tree::store::{copy_prefix, verified, GenStore, Staging};
+use crate::tree::watch::intact_on_disk;
 
 /// Most items in one fetch.
 const BATCH_ITEMS: usize = 1024;
@@ -246,11 +247,10 @@ fn round(
     // `current` while this node is master). Claiming it then would make the server answer
     // "unchanged", or send a difference whose "unchanged" entries we no longer hold; so it is
     // claimed only when every entry passes the quick check, and otherwise we ask for the whole
-    // manifest (what still matches is used as a local source below).
+    // manifest (what still matches is used as a local source below). An inotify watch armed on
+    // the generation makes that check free while nothing happened in it (no-change polls).
     let claim = have.filter(|h| {
-        let intact = store
-            .load_manifest(h)
-            .is_ok_and(|m| verified(&store.gen_dir(h), &m).entries.len() == m.entries.len());
+        let intact = store.check_generation(h);
         if !intact {
             log::info!("generation {h} was changed in place; asking for the whole manifest");
         }
@@ -382,7 +382,10 @@ fn round(
         report.phases.switch = t.elapsed();
     } else {
         report.phases.manifest = t_manifest.elapsed();
-        stage_and_commit(store, cfg, r, w, gen, new, old_m, have, report, progress)?;
+        let claimed = claim.is_some();
+        stage_and_commit(
+            store, cfg, r, w, gen, new, old_m, have, claimed, report, progress,
+        )?;
     }
     w.write(&Msg::Done { gen })?;
     w.flush()?;
@@ -395,28 +398,9 @@ fn round(
 /// Whether the complete local generation `id` is still exactly as its manifest says (nothing
 /// changed, missing or added in place), so that switching back to it is correct.
 fn intact(store: &GenStore, id: &GenId) -> bool {
-    let Ok(m) = store.load_manifest(id) else {
-        return false;
-    };
-    let dir = store.gen_dir(id);
-    if verified(&dir, &m).entries.len() != m.entries.len() {
-        return false;
-    }
-    // Nothing on disk that the manifest does not list.
-    let mut n = 0usize;
-    let mut stack = vec![dir];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            return false;
-        };
-        for item in rd.flatten() {
-            n += 1;
-            if item.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(item.path());
-            }
-        }
-    }
-    n == m.entries.len()
+    store
+        .load_manifest(id)
+        .is_ok_and(|m| intact_on_disk(&store.gen_dir(id), &m))
 }
 
 /// Where a fetched file's known prefix comes from.
@@ -443,6 +427,7 @@ fn stage_and_commit(
     new: Manifest,
     old: &Manifest,
     have: Option<GenId>,
+    claimed: bool,
     report: &mut RoundReport,
     progress: Progress<'_>,
 ) -> Result<(), TransferError> {
@@ -459,9 +444,12 @@ fn stage_and_commit(
     // Only what is still on disk as its manifest says may be linked, copied or offered as a
     // prefix (see the Pull above); other old files may still serve as a delta basis.
     let stored_old = old;
-    let verified_old = match old_dir.as_ref() {
-        Some(d) => verified(d, old),
-        None => Manifest::default(),
+    let verified_old = match (old_dir.as_ref(), have) {
+        // Checked again (free while its watch saw nothing): it was intact when claimed, and
+        // what is linked from it must still be. Not claimed: it was found changed just now.
+        (Some(_), Some(h)) if claimed && store.check_generation(&h) => old.clone(),
+        (Some(d), _) => verified(d, old),
+        (None, _) => Manifest::default(),
     };
     let old = &verified_old;
     let by_hash = old.files_by_hash();

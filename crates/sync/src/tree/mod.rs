@@ -10,6 +10,7 @@ pub mod manifest;
 pub mod path;
 pub mod scan;
 pub mod store;
+pub mod watch;
 
 use std::path::PathBuf;
 

@@ -84,6 +84,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::manifest::{hex, Entry, EntryKind, GenId, Manifest, Meta};
+use super::watch::{intact_on_disk, GenWatch, WatchError};
 use super::TreeError;
 
 /// Directory holding the generations.
@@ -107,7 +108,23 @@ impl Drop for GenStore {
         if let Some(h) = slot.take() {
             let _ = h.join();
         }
+        let watch = self
+            .watch
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(h) = watch.arming.take() {
+            let _ = h.join();
+        }
     }
+}
+
+/// The inotify watch over the current generation ([`GenStore::check_generation`]).
+#[derive(Debug, Default)]
+struct WatchSlot {
+    /// A watch armed on a generation found intact.
+    armed: Option<GenWatch>,
+    /// A watch being armed in the background after a commit.
+    arming: Option<std::thread::JoinHandle<Result<Option<GenWatch>, WatchError>>>,
 }
 
 /// Removes everything inside `dir` (the collector's work; errors are logged, the next
@@ -132,6 +149,10 @@ pub struct GenStore {
     /// The thread emptying `.trash` (see [`GenStore::collect`]).
     collector: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     trash_seq: std::sync::atomic::AtomicU64,
+    /// What makes [`GenStore::check_generation`] cheap.
+    watch: std::sync::Mutex<WatchSlot>,
+    /// Walks of a whole generation done by [`GenStore::check_generation`] on the caller's thread.
+    full_checks: std::sync::atomic::AtomicU64,
 }
 
 /// How a [`GenStore`] applies generations. The defaults are what a deployment wants; the
@@ -188,6 +209,8 @@ impl GenStore {
             options: StoreOptions::default(),
             collector: std::sync::Mutex::new(None),
             trash_seq: std::sync::atomic::AtomicU64::new(0),
+            watch: std::sync::Mutex::new(WatchSlot::default()),
+            full_checks: std::sync::atomic::AtomicU64::new(0),
         };
         store.remove_leftovers()?;
         store.collect();
@@ -365,6 +388,81 @@ impl GenStore {
         let p = self.manifest_path(id);
         if let Err(e) = fs::remove_file(&p) {
             log::warn!("removing unreadable manifest {}: {e}", p.display());
+        }
+    }
+
+    /// Whether generation `id` is on disk exactly as its stored manifest says: every entry passes
+    /// the quick check ([`matches_disk`]) and nothing unlisted is there. A generation that may
+    /// have been changed in place must pass this before it is claimed to a server or used as a
+    /// source of links, copies or prefixes.
+    ///
+    /// Cheap when it can be: the first full check arms an inotify watch over the generation
+    /// (see [`crate::tree::watch`]; a commit arms one in the background for the new current
+    /// generation), and while that watch has seen no event the answer is `true` without
+    /// touching the tree. Without inotify every call walks the whole generation (logged at
+    /// debug level).
+    pub fn check_generation(&self, id: &GenId) -> bool {
+        let mut slot = self
+            .watch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(h) = slot.arming.take() {
+            match h.join() {
+                Ok(Ok(w)) => slot.armed = w,
+                Ok(Err(e)) => log::debug!("{e}"),
+                Err(_) => log::warn!("the thread arming a generation watch panicked"),
+            }
+        }
+        if let Some(w) = slot.armed.as_mut() {
+            if w.id() == *id && w.clean() {
+                return true;
+            }
+        }
+        slot.armed = None;
+        let Ok(m) = self.load_manifest(id) else {
+            return false;
+        };
+        self.full_checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = self.gen_dir(id);
+        match GenWatch::arm(*id, &dir, &m) {
+            Ok(Some(w)) => {
+                slot.armed = Some(w);
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                log::debug!("{e}; checking every entry of generation {id} on each poll instead");
+                intact_on_disk(&dir, &m)
+            }
+        }
+    }
+
+    /// How many times [`GenStore::check_generation`] had to walk a whole generation (for tests
+    /// and benchmarks: a no-change poll with a working watch adds none).
+    pub fn full_checks(&self) -> u64 {
+        self.full_checks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Arms the watch of [`GenStore::check_generation`] over the just-committed generation `id`
+    /// on a background thread, so that the next poll finds it ready.
+    fn arm_in_background(&self, id: GenId, manifest: Manifest) {
+        let mut slot = self
+            .watch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(h) = slot.arming.take() {
+            let _ = h.join();
+        }
+        slot.armed = None;
+        let dir = self.gen_dir(&id);
+        let spawned = std::thread::Builder::new()
+            .name("gen-watch".into())
+            .spawn(move || GenWatch::arm(id, &dir, &manifest));
+        match spawned {
+            Ok(h) => slot.arming = Some(h),
+            // The next check arms it inline.
+            Err(e) => log::debug!("no thread to arm the generation watch ({e})"),
         }
     }
 
@@ -865,6 +963,8 @@ impl Staging<'_> {
         }
         let keep = self.store.switch_only(&self.id)?;
         times.switch = t.elapsed();
+        self.store
+            .arm_in_background(self.id, std::mem::take(&mut self.manifest));
         let t = Instant::now();
         self.store.gc(&keep)?;
         times.gc = t.elapsed();
