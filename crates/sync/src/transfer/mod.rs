@@ -16,6 +16,9 @@ pub mod frame;
 pub mod msg;
 pub mod puller;
 pub mod server;
+pub mod tls;
+
+pub use tls::Conn;
 
 use crate::codec::CodecError;
 use crate::delta::DeltaError;

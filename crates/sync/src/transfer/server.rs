@@ -23,6 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use super::auth::{server_handshake, variant_name, Identity, Key};
 use super::frame::{FrameReader, FrameWriter};
+use super::tls::Conn;
 use super::msg::{BackupMode, Encoding, FetchItem, Msg};
 use super::TransferError;
 use crate::delta::{diff, Signature};
@@ -305,11 +306,12 @@ fn handle(shared: &Shared, stream: TcpStream) -> Result<(), TransferError> {
         .and_then(|()| stream.set_nodelay(true))
         .map_err(|e| TransferError::io("configuring socket", e))?;
     let addr = stream.peer_addr().ok();
-    let rs = stream
+    let conn = Conn::Plain(stream);
+    let rs = conn
         .try_clone()
         .map_err(|e| TransferError::io("cloning socket", e))?;
     let mut r = FrameReader::new(rs);
-    let mut w = FrameWriter::new(stream);
+    let mut w = FrameWriter::new(conn);
     let hello = server_handshake(&mut r, &mut w, &shared.cfg.key, &shared.cfg.identity)?;
     let mut served: Option<(PathBuf, Arc<Manifest>)> = None;
     let record = |set: &str, have: Option<GenId>, ours: Option<GenId>| {
@@ -401,7 +403,7 @@ fn handle(shared: &Shared, stream: TcpStream) -> Result<(), TransferError> {
     Ok(())
 }
 
-fn refuse(w: &mut FrameWriter<TcpStream>, message: String) -> Result<(), TransferError> {
+fn refuse(w: &mut FrameWriter<Conn>, message: String) -> Result<(), TransferError> {
     let _ = w.write(&Msg::Error {
         message: message.clone(),
     });
@@ -410,7 +412,7 @@ fn refuse(w: &mut FrameWriter<TcpStream>, message: String) -> Result<(), Transfe
 }
 
 fn send_manifest(
-    w: &mut FrameWriter<TcpStream>,
+    w: &mut FrameWriter<Conn>,
     m: &Manifest,
     gen: GenId,
     base: Option<&Manifest>,
@@ -480,7 +482,7 @@ impl<R: Read> Read for HashingReader<'_, R> {
 
 /// Cuts a byte stream (the delta) into `Data` frames.
 struct DataWriter<'a> {
-    w: &'a mut FrameWriter<TcpStream>,
+    w: &'a mut FrameWriter<Conn>,
     buf: Vec<u8>,
 }
 
@@ -513,14 +515,14 @@ impl Write for DataWriter<'_> {
 }
 
 fn serve_file(
-    w: &mut FrameWriter<TcpStream>,
+    w: &mut FrameWriter<Conn>,
     root: &std::path::Path,
     manifest: &Manifest,
     index: u32,
     item: &FetchItem,
 ) -> Result<(), TransferError> {
     let gone =
-        |w: &mut FrameWriter<TcpStream>, reason: String| w.write(&Msg::FileGone { index, reason });
+        |w: &mut FrameWriter<Conn>, reason: String| w.write(&Msg::FileGone { index, reason });
     let Some((size, _)) = manifest.get(&item.path).and_then(|e| e.file()) else {
         return gone(w, "not a file of the announced generation".into());
     };
@@ -597,7 +599,7 @@ fn hash_prefix(file: &mut File, len: u64, hasher: &mut blake3::Hasher) -> std::i
 }
 
 fn send_delta(
-    w: &mut FrameWriter<TcpStream>,
+    w: &mut FrameWriter<Conn>,
     index: u32,
     sig: &Signature,
     file: File,
