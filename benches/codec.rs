@@ -140,12 +140,12 @@ fn parse_validate(c: &mut Criterion) {
             dst: GROUP4,
             ttl: 255,
         };
-        assert!(validate(&message, meta).is_ok());
+        assert!(validate(&message, &meta).is_ok());
         assert!(parse_ip_packet(&packet).is_ok());
         assert_eq!(baseline_validate(&message, 255), Some(150));
 
         group.bench_function(format!("v2_{n}addr/wire_validate"), |b| {
-            b.iter(|| validate(black_box(&message), black_box(meta)).map(|r| r.advert.priority))
+            b.iter(|| validate(black_box(&message), black_box(&meta)).map(|r| r.advert.priority))
         });
         group.bench_function(format!("v2_{n}addr/wire_parse_ip_packet"), |b| {
             b.iter(|| parse_ip_packet(black_box(&packet)).map(|r| r.advert.priority))
@@ -164,10 +164,10 @@ fn parse_validate(c: &mut Criterion) {
         dst: GROUP6,
         ttl: 255,
     };
-    assert!(validate(&message, meta).is_ok());
+    assert!(validate(&message, &meta).is_ok());
     assert!(parse_ip_packet(&packet).is_ok());
     group.bench_function("v3_ipv6_8addr/wire_validate", |b| {
-        b.iter(|| validate(black_box(&message), black_box(meta)).map(|r| r.advert.priority))
+        b.iter(|| validate(black_box(&message), black_box(&meta)).map(|r| r.advert.priority))
     });
     group.bench_function("v3_ipv6_8addr/wire_parse_ip_packet", |b| {
         b.iter(|| parse_ip_packet(black_box(&packet)).map(|r| r.advert.priority))

@@ -28,7 +28,7 @@ fn check_re_emit(received: &Received<'_>) {
         dst: received.dst,
         ttl: received.ttl,
     };
-    let again = validate(&buf[..n], meta).expect("a re-emitted advertisement validates");
+    let again = validate(&buf[..n], &meta).expect("a re-emitted advertisement validates");
     assert_eq!(again.advert, received.advert);
     // Re-emitting zeroes reserved bits, so a plain v3/IPv4 message may come back verifying in
     // both forms, and the pseudo-header form is then reported.
@@ -65,7 +65,7 @@ fuzz_target!(|data: &[u8]| {
                 Ipv6Addr::from(octets::<16>(&head[18..34])).into(),
             )
         };
-        if let Ok(received) = validate(message, IpMeta { src, dst, ttl }) {
+        if let Ok(received) = validate(message, &IpMeta { src, dst, ttl }) {
             check_re_emit(&received);
         }
     }

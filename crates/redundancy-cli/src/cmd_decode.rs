@@ -261,7 +261,7 @@ fn decode_hex(hex: &str, args: &Args, out: &mut impl Write) -> Result<(), Decode
     } else if let (Some(src), Some(dst)) = (args.src, args.dst) {
         match wire::validate(
             &bytes,
-            IpMeta {
+            &IpMeta {
                 src,
                 dst,
                 ttl: args.ttl,

@@ -238,7 +238,7 @@ fn exercise(bytes: &[u8], meta: IpMeta) -> bool {
     if let Ok(r) = parse_ip_packet(bytes) {
         let _ = r.to_string();
     }
-    match validate(bytes, meta) {
+    match validate(bytes, &meta) {
         Ok(r) => {
             assert!(
                 reference_verifies(bytes, r.checksum_form, &meta.src, &meta.dst),
@@ -262,7 +262,7 @@ proptest! {
         let bytes = emit(&case);
         prop_assert!(reference_verifies(&bytes, case.form, &case.src, &case.dst));
 
-        let received = validate(&bytes, case.meta()).expect("an emitted message validates");
+        let received = validate(&bytes, &case.meta()).expect("an emitted message validates");
         prop_assert_eq!(received.advert, advert);
         prop_assert_eq!(received.src, case.src);
         prop_assert_eq!(received.dst, case.dst);
@@ -342,7 +342,7 @@ proptest! {
         prop_assume!(!allowed.contains(&value));
         let mut corrupted = bytes.clone();
         Packet::new_unchecked(&mut corrupted[..]).set_checksum(value);
-        prop_assert!(validate(&corrupted, case.meta()).is_err());
+        prop_assert!(validate(&corrupted, &case.meta()).is_err());
     }
 
     /// A single flipped bit anywhere in the message is caught (RFC 1071 detects every
@@ -357,7 +357,7 @@ proptest! {
         let mut bytes = emit(&case);
         let i = at.index(bytes.len());
         bytes[i] ^= 1 << bit;
-        if let Ok(r) = validate(&bytes, case.meta()) {
+        if let Ok(r) = validate(&bytes, &case.meta()) {
             prop_assert_eq!(case.version, Version::V3);
             prop_assert_eq!(case.family, Family::V4);
             prop_assert_ne!(r.checksum_form, case.form);

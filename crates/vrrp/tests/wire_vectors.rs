@@ -75,7 +75,7 @@ fn ipv6_packet(src: &str, dst: &str, hop_limit: u8, next: u8, payload: &[u8]) ->
 #[test]
 fn v2_vector_b5c5_parses_validates_and_re_emits() {
     let src = v4([10, 0, 1, 1]);
-    let received = validate(&V2_B5C5, meta(src, GROUP4)).unwrap();
+    let received = validate(&V2_B5C5, &meta(src, GROUP4)).unwrap();
     assert_eq!(received.checksum, 0xb5c5);
     assert_eq!(received.checksum_form, ChecksumForm::V2);
     let advert = received.advert;
@@ -124,7 +124,7 @@ fn v2_keepalived_vector_3e03() {
     let src = v4([10, 99, 0, 1]);
     let bytes = advert.to_bytes(ChecksumForm::V2, src, GROUP4).unwrap();
     assert_eq!(Packet::new_unchecked(&bytes[..]).checksum(), 0x3e03);
-    assert_eq!(validate(&bytes, meta(src, GROUP4)).unwrap().advert, advert);
+    assert_eq!(validate(&bytes, &meta(src, GROUP4)).unwrap().advert, advert);
 }
 
 #[test]
@@ -135,7 +135,7 @@ fn v3_ipv4_vectors_both_forms() {
         (0xa6f4, ChecksumForm::Plain),
     ] {
         let bytes = v3_ipv4_body(sum);
-        let received = validate(&bytes, meta(src, GROUP4)).unwrap();
+        let received = validate(&bytes, &meta(src, GROUP4)).unwrap();
         assert_eq!(received.checksum_form, form);
         assert_eq!(received.checksum, sum);
         let advert = received.advert;
@@ -166,7 +166,7 @@ fn v3_ipv6_vector_481b() {
     let src = v6("2001:db8::1");
     let dst = v6("ff02::12");
     let bytes = v3_ipv6_bytes(0x481b);
-    let received = validate(&bytes, meta(src, dst)).unwrap();
+    let received = validate(&bytes, &meta(src, dst)).unwrap();
     assert_eq!(received.checksum_form, ChecksumForm::PseudoHeader);
     assert_eq!(received.advert.family(), Family::V6);
     assert_eq!(
@@ -213,7 +213,7 @@ fn v2_simple_password_round_trips_and_displays() {
     let bytes = advert.to_bytes(ChecksumForm::V2, src, GROUP4).unwrap();
     assert_eq!(bytes[4], 1, "auth type 1");
     assert_eq!(&bytes[16..24], b"secret\0\0");
-    let received = validate(&bytes, meta(src, GROUP4)).unwrap();
+    let received = validate(&bytes, &meta(src, GROUP4)).unwrap();
     assert_eq!(received.advert, advert);
     assert_eq!(
         advert.to_string(),
@@ -229,7 +229,7 @@ fn v2_auth_data_is_ignored_for_auth_type_none_and_zeroed_on_send() {
     Packet::new_unchecked(&mut bytes[..])
         .fill_checksum(ChecksumForm::V2, &GROUP4, &GROUP4)
         .unwrap();
-    let received = validate(&bytes, meta(v4([10, 0, 1, 1]), GROUP4)).unwrap();
+    let received = validate(&bytes, &meta(v4([10, 0, 1, 1]), GROUP4)).unwrap();
     assert_eq!(received.advert.auth, Auth::None);
     let emitted = received
         .advert
@@ -249,7 +249,7 @@ fn v3_reserved_bits_ignored_on_receive_and_zero_on_send() {
     let packet = Packet::new_checked(&bytes[..], Family::V4).unwrap();
     assert_eq!(packet.reserved(), 0xf);
     assert_eq!(packet.max_adver_int(), 1);
-    let advert = validate(&bytes, meta(src, GROUP4)).unwrap().advert;
+    let advert = validate(&bytes, &meta(src, GROUP4)).unwrap().advert;
     assert_eq!(advert.interval_cs, 1);
     let emitted = advert
         .to_bytes(ChecksumForm::PseudoHeader, src, GROUP4)
@@ -306,7 +306,7 @@ fn variable_parts_never_panic_on_short_buffers() {
 // ----- one test per error variant -----
 
 fn bad(bytes: &[u8], m: IpMeta) -> Error {
-    validate(bytes, m).unwrap_err()
+    validate(bytes, &m).unwrap_err()
 }
 
 fn m4() -> IpMeta {

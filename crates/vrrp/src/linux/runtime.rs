@@ -735,7 +735,7 @@ impl Runtime {
                 dst: d.dst,
                 ttl: d.ttl,
             };
-            match wire::validate(d.vrrp, meta) {
+            match wire::validate(d.vrrp, &meta) {
                 Ok(r) => {
                     let accepted = self.routers[ri].counters().adverts_received;
                     self.routers[ri].handle(

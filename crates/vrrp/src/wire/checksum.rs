@@ -86,26 +86,58 @@ pub(crate) fn fold_ne(acc: u64) -> u16 {
 }
 
 /// [`data`] for a slice whose length is a multiple of four, as every validated VRRP message
-/// is (the length check comes first): native-endian 64-bit loads and no tail handling.
-///
-/// The one's complement sum is independent of byte order (RFC 1071 section 2(B)): summing
-/// the words as the machine reads them and swapping the folded result gives the big-endian
-/// sum. A length that is not a multiple of four still gives the right sum through [`data`].
+/// is (the length check comes first): see [`add_words`]. A length that is not a multiple of
+/// four still gives the right sum through [`data`].
 #[inline(always)]
 pub fn data_words(data: &[u8]) -> u16 {
-    if !data.len().is_multiple_of(4) {
+    let (words, rest) = data.as_chunks::<4>();
+    if !rest.is_empty() {
         return self::data(data);
     }
-    let (quads, rest) = data.as_chunks::<8>();
-    let mut acc = 0u64;
+    fold_words(add_words(0, words))
+}
+
+/// Adds whole 32-bit words to a sum kept as in [`fold_words`].
+///
+/// The one's complement sum is independent of byte order (RFC 1071 section 2(B)) and may be
+/// taken in 64-bit words with end-around carry (section 2(C)): pairs of words are read as one
+/// native-endian 64-bit word and added into a 128-bit accumulator (one add and one
+/// add-with-carry each); the carries above bit 64 are folded back once, at the end. A last odd
+/// word lands in the low half: the fold adds all four 16-bit lanes, so the half does not
+/// matter. The accumulator cannot overflow for any slice that fits in memory.
+#[inline(always)]
+pub(crate) fn add_words(mut acc: u128, words: &[[u8; 4]]) -> u128 {
+    // Whole words: what is left after the 8-byte steps is one word or nothing.
+    let (quads, rest) = words.as_flattened().as_chunks::<8>();
     for q in quads {
-        let x = u64::from_ne_bytes(*q);
-        acc += (x & 0xffff_ffff) + (x >> 32);
+        acc += u128::from(u64::from_ne_bytes(*q));
     }
     if let Some(word) = rest.first_chunk::<4>() {
-        acc += u64::from(u32::from_ne_bytes(*word));
+        acc += u128::from(u32::from_ne_bytes(*word));
     }
-    u16::from_be(fold(acc))
+    acc
+}
+
+/// Adds 8 bytes (read as one native-endian 64-bit word) to a sum kept as in [`fold_words`].
+#[inline(always)]
+pub(crate) fn add_u64_ne(acc: u128, bytes: &[u8; 8]) -> u128 {
+    acc + u128::from(u64::from_ne_bytes(*bytes))
+}
+
+/// The big-endian 16-bit one's complement sum of everything [`add_words`] and [`add_u64_ne`]
+/// added: folded with end-around carry (RFC 1071 section 4.1) and swapped from native order.
+#[inline(always)]
+pub(crate) fn fold_words(acc: u128) -> u16 {
+    u16::from_be(fold(fold_u128(acc)))
+}
+
+/// Folds a 128-bit sum of 64-bit words to a 64-bit one with end-around carry (RFC 1071
+/// section 4.1). The result may be 2^64 - 1, which [`fold`] handles.
+#[inline(always)]
+fn fold_u128(acc: u128) -> u64 {
+    let (low, carry) = (acc as u64).overflowing_add((acc >> 64) as u64);
+    // No second carry: after a carry out, `low` is at most 2^64 - 2.
+    low + u64::from(carry)
 }
 
 /// The one's complement sum of several partial sums (not complemented).

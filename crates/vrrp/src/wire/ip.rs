@@ -119,5 +119,5 @@ fn parse_ipv6(bytes: &[u8]) -> Result<Received<'_>, Error> {
     let vrrp = bytes
         .get(IPV6_HEADER_LEN..IPV6_HEADER_LEN + payload_len)
         .unwrap_or_default();
-    validate_v6(vrrp, src, dst, header[7])
+    validate_v6(vrrp, &src, &dst, header[7])
 }
