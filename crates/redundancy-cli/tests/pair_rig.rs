@@ -793,13 +793,15 @@ fn pair_sighup_reloads_what_it_can_and_reports_the_rest() {
     assert!(now - second < 1.0, "last advert {:.3} s old", now - second);
 
     let sighup = |n: &Node| n.process.as_ref().unwrap().signal(libc::SIGHUP).unwrap();
-    // Change a sync interval, a hook and the priority; SIGHUP.
+    // Change a sync interval, a hook, the priority (live) and the advertisement interval
+    // (needs a restart); SIGHUP.
     let hook = "echo reloaded >> /dev/null";
     {
         let c = &mut r.b.cfg;
         c.sets[1].interval = "3s".into();
         c.standby_hooks.push(hook.into());
         c.priority = 120;
+        c.advert_interval = "200ms".into();
         c.write().unwrap();
     }
     sighup(&r.b);
@@ -823,24 +825,34 @@ fn pair_sighup_reloads_what_it_can_and_reports_the_rest() {
     assert!(standby_hooks.contains(&hook), "{s:#}");
     let applied = s["reload"]["applied"].to_string();
     assert!(
-        applied.contains("sync.sets[1].interval") && applied.contains("hooks"),
+        applied.contains("sync.sets[1].interval")
+            && applied.contains("hooks")
+            && applied.contains("vrrp.instances[0].priority"),
         "{applied}"
     );
-    // The priority cannot change under a running router: reported, and the old one stays.
+    // The priority is live (RFC 5798 section 6.4); the interval needs a restart: reported,
+    // and the old one stays.
     assert_eq!(
         s["reload"]["restart_needed"],
-        serde_json::json!(["vrrp.instances[0].priority"])
+        serde_json::json!(["vrrp.instances[0].interval"])
     );
-    assert_eq!(s["instances"][0]["priority"], 100);
+    assert!(
+        wait_for("new priority in status", Duration::from_secs(5), || r
+            .b
+            .status()
+            .is_some_and(|s| s["instances"][0]["priority"] == 120)),
+        "{:#}",
+        r.b.status().unwrap_or(Value::Null)
+    );
     assert!(
         r.b.log()
-            .contains("NOT applied until a restart: [vrrp.instances[0].priority]"),
+            .contains("NOT applied until a restart: [vrrp.instances[0].interval]"),
         "{}",
         r.b.log()
     );
     let (ok, text) = r.b.ctl(&["status"]);
     assert!(
-        ok && text.contains("NOT applied, restart needed: [vrrp.instances[0].priority]"),
+        ok && text.contains("NOT applied, restart needed: [vrrp.instances[0].interval]"),
         "{text}"
     );
     // The new interval is in force: over 6.5 s, rounds every 3 s (not every 1 s).
@@ -891,6 +903,52 @@ fn pair_sighup_reloads_what_it_can_and_reports_the_rest() {
         "{text}"
     );
     assert!(r.b.process.as_mut().unwrap().is_running());
+    // The master's priority lowered by SIGHUP: its adverts carry the new value at once ...
+    r.a.cfg.priority = 150;
+    r.a.cfg.write().unwrap();
+    sighup(&r.a);
+    assert!(
+        wait_for("a advertises 150", Duration::from_secs(20), || {
+            // Three adverts from a seen on the wire by the client (tcpdump -v prints `prio`).
+            r.lab
+                .run(
+                    &r.client,
+                    &[
+                        "timeout",
+                        "5",
+                        "tcpdump",
+                        "-i",
+                        "eth0",
+                        "-nn",
+                        "-v",
+                        "-c",
+                        "3",
+                        "ip proto 112 and src 10.99.0.1",
+                    ],
+                )
+                .is_ok_and(|out| out.matches("prio 150").count() == 3)
+        }),
+        "{}",
+        r.a.log()
+    );
+    assert_eq!(r.a.status().unwrap()["instances"][0]["priority"], 150);
+    assert_eq!(r.a.state(), "operational");
+    // ... and below the standby's (120, preempt on), the standby preempts (RFC 5798 section
+    // 6.4.2 (465)-(470)) without any restart.
+    r.a.cfg.priority = 50;
+    r.a.cfg.write().unwrap();
+    sighup(&r.a);
+    assert!(
+        wait_for(
+            "b preempts a at priority 50",
+            Duration::from_secs(20),
+            || r.b.state() == "operational" && r.a.state() == "standby"
+        ),
+        "a: {}\nb: {}",
+        r.a.log(),
+        r.b.log()
+    );
+    assert!(r.a.log().contains("vrrp pbx: priority 150 -> 50"));
 }
 
 #[test]
@@ -1079,4 +1137,158 @@ fn pair_vrrp_settings_mismatch_is_reported() {
         "{}",
         r.b.log()
     );
+}
+
+/// The primary lost without a handover: its link goes, then the process (SIGKILL). Waits until
+/// b holds the address and is operational.
+fn lose_primary(r: &mut Rig) {
+    let mon_b = r.lab.monitor_addresses(&r.b.member).unwrap();
+    let cut = Instant::now();
+    r.lab.set_port(&r.a.member, false).unwrap();
+    mon_b
+        .wait_for_address(VIP, true, cut, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("b did not take over\n{}", r.b.log()));
+    let p = r.a.process.as_mut().unwrap();
+    p.signal(libc::SIGKILL).unwrap();
+    let _ = p.wait_timeout(Duration::from_secs(10));
+    assert!(
+        wait_for("b operational", Duration::from_secs(10), || r.b.state()
+            == "operational"),
+        "{}",
+        r.b.log()
+    );
+}
+
+#[test]
+fn pair_returning_primary_pulls_before_it_preempts_and_nothing_is_lost() {
+    let Some(mut r) = rig("pairback", "secondary", "active") else {
+        return;
+    };
+    r.start_both_synced();
+    lose_primary(&mut r);
+    // The PBX on the secondary writes new state while the primary is away.
+    std::fs::write(r.b.data("state").join("while-a-was-away"), "call 43\n").unwrap();
+    std::fs::write(r.b.data("state").join("calls.db"), vec![8u8; 400_000]).unwrap();
+    let _ = std::fs::remove_file(r.a.dir.join("state.listing"));
+    // The primary returns (priority 200 over 100, preempt on). Without the hold it would take
+    // over after Master_Down_Interval (about 320 ms at 100 ms adverts), before it even heard
+    // b's first heartbeat (500 ms), on its old generation.
+    r.lab.set_port(&r.a.member, true).unwrap();
+    r.start('a');
+    assert!(
+        wait_for("a operational again", Duration::from_secs(40), || r
+            .a
+            .state()
+            == "operational"
+            && r.b.state() == "standby"),
+        "a: {}\nb: {}",
+        r.a.log(),
+        r.b.log()
+    );
+    // It held, pulled, then preempted: in this order in its log.
+    assert!(wait_for("a's log", Duration::from_secs(5), || r
+        .a
+        .log()
+        .contains("node node-a: standby -> operational")));
+    let la = r.a.log();
+    let at = |needle: &str| la.find(needle).unwrap_or_else(|| panic!("{needle}:\n{la}"));
+    let held = at("preempt held: waiting for sets state");
+    let pulled = at("sync state: from 10.99.0.2:8730");
+    let released = at("preempt hold released");
+    let operational = at("node node-a: standby -> operational");
+    assert!(
+        held < pulled && pulled < released && released < operational,
+        "{la}"
+    );
+    assert!(!la.contains("EXPIRED"), "{la}");
+    // Its applications started on the data written on b (the operational hook lists it).
+    assert!(
+        wait_for("operational hook on a", Duration::from_secs(10), || {
+            std::fs::read_to_string(r.a.dir.join("state.listing"))
+                .is_ok_and(|l| l.contains("while-a-was-away"))
+        }),
+        "{}",
+        la
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.a.data("state").join("while-a-was-away")).unwrap(),
+        "call 43\n"
+    );
+    assert_eq!(
+        std::fs::read(r.a.data("state").join("calls.db")).unwrap(),
+        vec![8u8; 400_000]
+    );
+    // Nothing lost: b, now standby, pulls back from a and still holds what it wrote.
+    assert!(
+        wait_for("b in sync with a", Duration::from_secs(20), || r.in_sync()
+            && r.b.set_status("state")["source"] == "10.99.0.1:8730"),
+        "{}",
+        r.b.log()
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.b.data("state").join("while-a-was-away")).unwrap(),
+        "call 43\n"
+    );
+    assert_eq!(
+        std::fs::read(r.b.data("state").join("calls.db")).unwrap(),
+        vec![8u8; 400_000]
+    );
+    assert!(r.has_vip(&r.a) && !r.has_vip(&r.b));
+}
+
+#[test]
+fn pair_preempt_hold_expires_when_the_master_serves_nothing() {
+    let Some(mut r) = rig_with("pairhold", "secondary", "active", false, &|c| {
+        c.preempt_hold_max = Some("4s".into());
+    }) else {
+        return;
+    };
+    r.start_both_synced();
+    lose_primary(&mut r);
+    // The primary returns with another key: b's heartbeats and data are out of its reach
+    // (the VRRP adverts are not), so it never pulls.
+    let other = r.lab.dir().join("other-psk");
+    std::fs::write(&other, "not the key of the pair, test only\n").unwrap();
+    r.a.cfg.key_file = other;
+    r.a.cfg.write().unwrap();
+    r.lab.set_port(&r.a.member, true).unwrap();
+    let t0 = Instant::now();
+    r.start('a');
+    // The hold shows in status while b is operational.
+    let s = r.a.status().unwrap();
+    assert_eq!(s["state"], "standby", "{s:#}");
+    assert_eq!(
+        s["preempt_hold"]["waiting_for"],
+        serde_json::json!(["state"]),
+        "{s:#}"
+    );
+    let (ok, text) = r.a.ctl(&["status"]);
+    assert!(
+        ok && text.contains("preempt held: waiting for sets state"),
+        "{text}"
+    );
+    // After sync.preempt_hold_max it preempts anyway, and says so.
+    assert!(
+        wait_for("a operational", Duration::from_secs(30), || r.a.state()
+            == "operational"),
+        "{}",
+        r.a.log()
+    );
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(3900),
+        "{took:?}\n{}",
+        r.a.log()
+    );
+    assert!(
+        wait_for("expiry logged", Duration::from_secs(5), || r
+            .a
+            .log()
+            .contains(
+                "preempt hold EXPIRED after 4s (sync.preempt_hold_max) without a pull of state"
+            )),
+        "{}",
+        r.a.log()
+    );
+    assert_eq!(r.a.status().unwrap()["preempt_hold"], Value::Null);
 }

@@ -149,7 +149,9 @@ impl Supervisor {
         }
         let mut hold = PreemptHold::new(cfg.preempt_hold_max);
         if held {
-            hold.begin(Instant::now(), awaited_sets(&cfg));
+            let sets = awaited_sets(&cfg);
+            log_hold_begins(&sets, cfg.preempt_hold_max);
+            hold.begin(Instant::now(), sets);
         }
         let node = Arc::new(Node::start(instances, Options::default())?);
         let io = |what: &str| {
@@ -688,6 +690,13 @@ fn held_instance(cfg: &Config, i: usize) -> bool {
     cfg.instances
         .get(i)
         .is_some_and(|ins| ins.preempt && ins.priority != 255)
+}
+
+fn log_hold_begins(sets: &[String], max: Duration) {
+    log::info!(
+        "preempt held: waiting for sets {} to be pulled from the master (at most {max:?})",
+        sets.join(", ")
+    );
 }
 
 /// The sets a hold waits for: those that flow from the operational node.
@@ -1436,11 +1445,7 @@ impl Sup {
             return;
         }
         let sets = awaited_sets(&self.cfg);
-        log::info!(
-            "preempt held: waiting for sets {} to be pulled from the master (at most {:?})",
-            sets.join(", "),
-            self.cfg.preempt_hold_max
-        );
+        log_hold_begins(&sets, self.cfg.preempt_hold_max);
         self.hold.begin(Instant::now(), sets);
         self.set_router_preempt(false);
     }
