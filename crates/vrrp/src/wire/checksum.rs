@@ -41,13 +41,14 @@ pub(crate) fn add(mut acc: u64, data: &[u8]) -> u64 {
 
 /// Folds an unfolded sum to 16 bits with end-around carry (RFC 1071 section 4.1).
 #[inline]
-pub(crate) fn fold(mut sum: u64) -> u16 {
-    sum = (sum & 0xffff_ffff) + (sum >> 32);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    // Four folds bring any u64 below 2^16.
-    sum as u16
+pub(crate) fn fold(sum: u64) -> u16 {
+    // 64 to 32 bits: add the halves, then the carry (after a carry out the low half is at
+    // most 2^32 - 2, so adding it back cannot carry again).
+    let (low, carry) = (sum as u32).overflowing_add((sum >> 32) as u32);
+    let sum = low + u32::from(carry);
+    // 32 to 16 bits: adding the value to itself rotated by 16 leaves in the upper half
+    // high + low + the carry out of the lower half, which is the end-around carry.
+    (sum.wrapping_add(sum.rotate_left(16)) >> 16) as u16
 }
 
 /// The one's complement sum of `data` (not complemented), as in smoltcp's `checksum::data`.
@@ -273,6 +274,36 @@ mod tests {
         bytes.extend_from_slice(&0x0001_0028u32.to_be_bytes());
         bytes.extend_from_slice(&[0, 0, 0, PROTOCOL]);
         assert_eq!(pseudo_header_v6(&s6, &d6, 0x0001_0028), reference(&bytes));
+    }
+
+    #[test]
+    fn fold_equals_the_textbook_fold() {
+        // End-around carry 16 bits at a time until nothing is left above bit 16.
+        fn textbook(mut x: u64) -> u16 {
+            while x > 0xffff {
+                x = (x & 0xffff) + (x >> 16);
+            }
+            x as u16
+        }
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let edges = [
+            0,
+            1,
+            0xffff,
+            0x1_0000,
+            0xffff_ffff,
+            0x1_0000_0000,
+            u64::MAX,
+            u64::MAX - 1,
+        ];
+        for v in edges.into_iter().chain((0..100_000).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x >> (x % 48)
+        })) {
+            assert_eq!(fold(v), textbook(v), "{v:#x}");
+        }
     }
 
     #[test]

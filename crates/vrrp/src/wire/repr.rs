@@ -243,8 +243,77 @@ impl<'a> Advertisement<'a> {
     /// the IP addresses the message will travel between; only the pseudo-header uses them).
     ///
     /// Fails without writing when the representation cannot be encoded (see [`Error`]) or the
-    /// buffer is too small. Never allocates.
+    /// buffer is too small. Never allocates. Bytes of `buf` after the message are not touched.
+    #[inline]
     pub fn emit(
+        &self,
+        buf: &mut [u8],
+        form: ChecksumForm,
+        src: IpAddr,
+        dst: IpAddr,
+    ) -> Result<usize, Error> {
+        // The common case, a VRRPv2 advertisement, is written straight away; everything else
+        // (and every representation that cannot be sent) takes the general path.
+        if let (Version::V2, ChecksumForm::V2, Addresses::V4(addresses)) =
+            (self.version, form, self.addresses)
+        {
+            if let Some(len) = self.emit_v2(buf, addresses) {
+                return Ok(len);
+            }
+        }
+        self.emit_checked(buf, form, src, dst)
+    }
+
+    /// [`emit`](Advertisement::emit) of a VRRPv2 advertisement (RFC 3768 section 5.3) with
+    /// IPv4 `addresses`, in one pass: every check [`check_emittable`] makes for it comes first
+    /// (VRID not 0, whole addresses, at most 255 of them, interval in whole seconds up to 255,
+    /// room in `buf`), then the header is assembled in registers, the checksum summed from the
+    /// parts, and the message written. Returns `None`, having written nothing, when any check
+    /// fails: [`emit_checked`](Advertisement::emit_checked) then says which.
+    #[inline(always)]
+    pub(crate) fn emit_v2(&self, buf: &mut [u8], addresses: &[u8]) -> Option<usize> {
+        let (words, partial) = addresses.as_chunks::<4>();
+        let count = u8::try_from(words.len()).ok()?;
+        let seconds = self.interval_cs / 100;
+        if self.vrid == 0 || !partial.is_empty() || seconds * 100 != self.interval_cs {
+            return None;
+        }
+        let seconds = u8::try_from(seconds).ok()?;
+        let (auth_type, auth_data) = match self.auth {
+            // RFC 3768 section 5.3.10: SHOULD be zero on transmission.
+            Auth::None => (AUTH_TYPE_NONE, [0; AUTH_DATA_LEN]),
+            Auth::SimplePassword(password) => (AUTH_TYPE_SIMPLE, password),
+        };
+        let need = HEADER_LEN + addresses.len() + AUTH_DATA_LEN;
+        let (header_field, body) = buf.get_mut(..need)?.split_first_chunk_mut::<HEADER_LEN>()?;
+        let (address_field, trailer) = body.split_last_chunk_mut::<AUTH_DATA_LEN>()?;
+        let header = [
+            2 << 4 | TYPE_ADVERTISEMENT,
+            self.vrid,
+            self.priority,
+            count,
+            auth_type,
+            seconds,
+            0,
+            0,
+        ];
+        // RFC 3768 section 5.3.8, summed from the parts before anything is written (reading
+        // back the bytes just stored would stall on store-to-load forwarding).
+        let sum = checksum::add_u64_ne(checksum::add_u64_ne(0, &header), &auth_data);
+        let [c0, c1] =
+            checksum::finish(checksum::fold_words(checksum::add_words(sum, words))).to_be_bytes();
+        // The header with its checksum, stored as one 64-bit word.
+        let field = u64::from_ne_bytes(header) | u64::from_ne_bytes([0, 0, 0, 0, 0, 0, c0, c1]);
+        *header_field = field.to_ne_bytes();
+        copy_words(address_field, addresses);
+        *trailer = auth_data;
+        Some(need)
+    }
+
+    /// The general [`emit`](Advertisement::emit): checks the representation with
+    /// [`check_emittable`](Advertisement::check_emittable) and reports what cannot be sent.
+    #[inline(never)]
+    pub(crate) fn emit_checked(
         &self,
         buf: &mut [u8],
         form: ChecksumForm,
@@ -348,5 +417,95 @@ impl<'a> Advertisement<'a> {
         let mut buf = BytesMut::zeroed(self.buffer_len());
         self.emit(&mut buf, form, src, dst)?;
         Ok(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::Ipv4Addr;
+    use proptest::prelude::*;
+
+    const SRC: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 99, 0, 1));
+    const DST: IpAddr = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));
+
+    /// The fast path writes exactly what the general path writes, touches nothing after the
+    /// message, and declines (writing nothing) exactly where the general path fails.
+    fn assert_agree(advert: &Advertisement<'_>, buf_len: usize) {
+        let Addresses::V4(addresses) = advert.addresses else {
+            unreachable!("v2 cases carry IPv4 addresses")
+        };
+        let mut fast = vec![0xa5; buf_len];
+        let mut general = fast.clone();
+        let fast_len = advert.emit_v2(&mut fast, addresses);
+        let general_len = advert.emit_checked(&mut general, ChecksumForm::V2, SRC, DST);
+        match fast_len {
+            Some(len) => assert_eq!(general_len, Ok(len), "{advert:?}"),
+            None => {
+                assert!(general_len.is_err(), "fast path declined {advert:?}");
+                assert!(fast.iter().all(|&b| b == 0xa5), "declined after writing");
+            }
+        }
+        assert_eq!(fast, general, "{advert:?} into {buf_len} bytes");
+        // The public entry point answers what the general path answers.
+        let mut public = vec![0xa5; buf_len];
+        assert_eq!(
+            advert.emit(&mut public, ChecksumForm::V2, SRC, DST),
+            general_len
+        );
+        assert_eq!(public, general);
+    }
+
+    #[test]
+    fn fast_emit_agrees_at_the_limits() {
+        let addresses: Vec<u8> = (0..=255u8).cycle().take(256 * 4 + 3).collect();
+        for count in [0usize, 1, 2, 7, 8, 9, 255, 256] {
+            for extra in [0usize, 1, 2, 3] {
+                for interval_cs in [0u16, 1, 99, 100, 150, 25_400, 25_500, 25_600, u16::MAX] {
+                    for vrid in [0u8, 1, 255] {
+                        let advert = Advertisement {
+                            version: Version::V2,
+                            vrid,
+                            priority: 100,
+                            interval_cs,
+                            auth: Auth::SimplePassword(*b"12345678"),
+                            addresses: Addresses::V4(&addresses[..count * 4 + extra]),
+                        };
+                        let need = 16 + count * 4 + extra;
+                        for buf_len in [0, need.saturating_sub(1), need, need + 5] {
+                            assert_agree(&advert, buf_len);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        #[test]
+        fn fast_emit_agrees_with_the_general_path(
+            vrid in any::<u8>(),
+            priority in any::<u8>(),
+            interval_cs in prop_oneof![(0..=255u16).prop_map(|s| s * 100), any::<u16>()],
+            auth in prop_oneof![Just(Auth::None), any::<[u8; 8]>().prop_map(Auth::SimplePassword)],
+            addresses in prop_oneof![
+                (0..=255usize).prop_flat_map(|n| proptest::collection::vec(any::<u8>(), n * 4)),
+                proptest::collection::vec(any::<u8>(), 0..1100),
+            ],
+            slack in -3i64..8,
+        ) {
+            let advert = Advertisement {
+                version: Version::V2,
+                vrid,
+                priority,
+                interval_cs,
+                auth,
+                addresses: Addresses::V4(&addresses),
+            };
+            let need = 16 + addresses.len() as i64;
+            assert_agree(&advert, (need + slack).max(0) as usize);
+        }
     }
 }
