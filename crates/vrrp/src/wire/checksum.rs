@@ -57,35 +57,6 @@ pub fn data(data: &[u8]) -> u16 {
     fold(add(0, data))
 }
 
-/// Adds `data` (a multiple of four bytes long) to an unfolded sum of native-endian 32-bit
-/// words; [`fold_ne`] turns the result into the big-endian sum. Emitting a message sums its
-/// parts from where they come from (header in registers, addresses from the caller) instead of
-/// reading back the bytes just written, which would stall on store-to-load forwarding.
-#[inline(always)]
-pub(crate) fn add_words_ne(mut acc: u64, data: &[u8]) -> u64 {
-    let (quads, rest) = data.as_chunks::<8>();
-    for q in quads {
-        let x = u64::from_ne_bytes(*q);
-        acc += (x & 0xffff_ffff) + (x >> 32);
-    }
-    let (words, rest) = rest.as_chunks::<4>();
-    for w in words {
-        acc += u64::from(u32::from_ne_bytes(*w));
-    }
-    // A tail shorter than a word never occurs for VRRP (every part is whole words); it is
-    // added as big-endian 16-bit words, byte-swapped, to stay exact for any input.
-    if !rest.is_empty() {
-        acc += u64::from(fold(add(0, rest)).to_be());
-    }
-    acc
-}
-
-/// Folds a sum made by [`add_words_ne`] to the big-endian 16-bit one's complement sum.
-#[inline(always)]
-pub(crate) fn fold_ne(acc: u64) -> u16 {
-    u16::from_be(fold(acc))
-}
-
 /// [`data`] for a slice whose length is a multiple of four, as every validated VRRP message
 /// is (the length check comes first): see [`add_words`]. A length that is not a multiple of
 /// four still gives the right sum through [`data`].
@@ -161,9 +132,16 @@ pub fn pseudo_header_v4(src: &Ipv4Addr, dst: &Ipv4Addr, length: u16) -> u16 {
 /// bytes and next header 112.
 #[inline]
 pub fn pseudo_header_v6(src: &Ipv6Addr, dst: &Ipv6Addr, length: u32) -> u16 {
-    let acc = add(0, &src.octets());
-    let acc = add(acc, &dst.octets());
-    fold(acc + u64::from(length >> 16) + u64::from(length & 0xffff) + u64::from(PROTOCOL))
+    // The addresses as big-endian numbers, in 64-bit halves: a sum of 16-bit words may be
+    // taken in any wider word with end-around carry (RFC 1071 section 2(C)).
+    let (s, d) = (src.to_bits(), dst.to_bits());
+    let acc = u128::from(s as u64)
+        + u128::from((s >> 64) as u64)
+        + u128::from(d as u64)
+        + u128::from((d >> 64) as u64)
+        + u128::from(length)
+        + u128::from(PROTOCOL);
+    fold(fold_u128(acc))
 }
 
 /// True when a one's complement sum taken over a message *including* its checksum field (and
@@ -220,15 +198,18 @@ mod tests {
     }
 
     #[test]
-    fn native_word_sums_of_parts_equal_the_sum_of_the_whole() {
+    fn word_sums_of_parts_equal_the_sum_of_the_whole() {
         let bytes: Vec<u8> = (0u32..200).map(|i| (i * 37 + 11) as u8).collect();
-        for split in (0..=200).step_by(4) {
-            let acc = add_words_ne(add_words_ne(0, &bytes[..split]), &bytes[split..]);
-            assert_eq!(fold_ne(acc), reference(&bytes), "split {split}");
+        let (words, _) = bytes.as_chunks::<4>();
+        for split in 0..=words.len() {
+            let acc = add_words(add_words(0, &words[..split]), &words[split..]);
+            assert_eq!(fold_words(acc), reference(&bytes), "split {split}");
         }
+        let (head, tail) = bytes.split_first_chunk::<8>().unwrap();
+        let (rest, _) = tail.as_chunks::<4>();
         assert_eq!(
-            fold_ne(add_words_ne(0, &bytes[..7])),
-            reference(&bytes[..7])
+            fold_words(add_words(add_u64_ne(0, head), rest)),
+            reference(&bytes)
         );
     }
 

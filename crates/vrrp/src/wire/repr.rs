@@ -374,12 +374,17 @@ impl<'a> Advertisement<'a> {
         let addresses = self.addresses.as_bytes();
         // The checksum is summed from the parts (RFC 1071: any order of whole 16-bit words),
         // before anything is written: reading back the bytes just stored would stall.
-        let mut acc = checksum::add_words_ne(0, &header);
-        acc = checksum::add_words_ne(acc, addresses);
+        // check_emittable proved the addresses are whole words; a partial tail would start
+        // 16-bit aligned, so its big-endian sum could be added as it is.
+        let (words, partial) = addresses.as_chunks::<4>();
+        let mut acc = checksum::add_words(checksum::add_u64_ne(0, &header), words);
         if self.version == Version::V2 {
-            acc = checksum::add_words_ne(acc, &trailer_bytes);
+            acc = checksum::add_u64_ne(acc, &trailer_bytes);
         }
-        let sum = checksum::fold_ne(acc);
+        let mut sum = checksum::fold_words(acc);
+        if !partial.is_empty() {
+            sum = checksum::combine(&[sum, checksum::data(partial)]);
+        }
         let sum = match form {
             ChecksumForm::V2 | ChecksumForm::Plain => sum,
             ChecksumForm::PseudoHeader => {
