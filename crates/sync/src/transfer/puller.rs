@@ -15,7 +15,10 @@
 //!   send a [`Signature`] and receive a delta; data left in `.partial/` by an interrupted round is
 //!   offered as a prefix, so a large file is not started from scratch;
 //! * every received file is checked against the manifest's BLAKE3 hash and size (a peer cannot
-//!   make us write more than the manifest said);
+//!   make us write more than the manifest said); for a file that grew, our verified old version
+//!   is cloned in the kernel as its prefix and not hashed again: the server's hash of the whole
+//!   file (over a prefix it checked against our old version's hash, and the tail it sent) must
+//!   equal the manifest's;
 //! * then the generation is committed atomically and the server told.
 //!
 //! Any error leaves the current generation untouched; the staging directory is removed and the
@@ -28,13 +31,13 @@ use std::time::{Duration, Instant};
 
 use super::auth::{client_handshake, variant_name, Identity, Key};
 use super::frame::{FrameReader, FrameWriter};
-use super::tls::Conn;
 use super::msg::{Encoding, FetchItem, Msg};
+use super::tls::Conn;
 use super::TransferError;
 use crate::delta::{apply, Signature, SignatureOptions};
 use crate::tree::manifest::{Entry, EntryKind, GenId, Limits, Manifest, ManifestDelta};
 use crate::tree::scan::hash_reader;
-use crate::tree::store::{copy_prefix, verified, GenStore, Staging};
+use crate::tree::store::{clone_prefix, verified, GenStore, Staging};
 use crate::tree::watch::intact_on_disk;
 
 /// Most items in one fetch.
@@ -772,6 +775,14 @@ fn receive_file(
                     "{path}: server resumes at {offset}, we offered another prefix"
                 )));
             }
+            // An old version offered as prefix is our verified file of the current generation
+            // (its whole-content hash is in our manifest, and it passed the quick check); the
+            // server resumed only because its own first bytes hash to that same value. Those
+            // bytes are cloned in the kernel (a reflink where the filesystem has one) instead of
+            // being read, hashed and written again; the whole file's hash is then the server's
+            // (computed over its identical prefix and the tail it sent, every frame MAC-checked),
+            // which must equal the manifest's.
+            let mut trusted_prefix = false;
             let (file, hasher) = match (&p.basis, offset) {
                 (Basis::Partial(h), o) if o > 0 => {
                     let mut f = OpenOptions::new()
@@ -783,11 +794,10 @@ fn receive_file(
                     (f, (**h).clone())
                 }
                 (Basis::Old(src), o) if o > 0 => {
-                    let mut f = File::create(&partial).map_err(|e| io("create", e))?;
-                    let mut h = blake3::Hasher::new();
-                    copy_prefix(src, o, &mut f, &mut h)
-                        .map_err(|e| io("copy old version to", e))?;
-                    (f, h)
+                    let f = File::create(&partial).map_err(|e| io("create", e))?;
+                    clone_prefix(src, o, &f).map_err(|e| io("copy old version to", e))?;
+                    trusted_prefix = true;
+                    (f, blake3::Hasher::new())
                 }
                 (_, 0) => (
                     File::create(&partial).map_err(|e| io("create", e))?,
@@ -828,7 +838,12 @@ fn receive_file(
                     integrity(format!("{} bytes, manifest says {size}", sink.written))
                 }));
             }
-            let ours = *sink.hasher.finalize().as_bytes();
+            let ours = if trusted_prefix {
+                // See above: the prefix is ours and verified; the server's hash covers it all.
+                server_hash
+            } else {
+                *sink.hasher.finalize().as_bytes()
+            };
             drop(sink);
             (file, ours, server_hash)
         }

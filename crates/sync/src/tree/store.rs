@@ -1125,6 +1125,41 @@ fn make_writable(dir: &Path) {
     }
 }
 
+/// Puts the first `len` bytes of `src` at the start of the empty file `dst` without passing them
+/// through user space, leaving `dst`'s offset at `len`: a reflink (`FICLONE`, shared blocks,
+/// nothing written) where the filesystem has it and `src` is exactly `len` bytes long, else
+/// `copy_file_range(2)` through `std::io::copy` (an in-kernel copy). Fails if `src` is shorter.
+pub fn clone_prefix(src: &Path, len: u64, dst: &File) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let from = File::open(src)?;
+    let have = from.metadata()?.len();
+    if have < len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("{} is shorter than {len} bytes", src.display()),
+        ));
+    }
+    if have == len {
+        // SAFETY: ioctl FICLONE with two descriptors we own; the argument is the source
+        // descriptor by value, no memory is passed. On failure nothing was changed.
+        let rc = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, from.as_raw_fd()) };
+        if rc == 0 {
+            let mut d = dst;
+            d.seek(SeekFrom::Start(len))?;
+            return Ok(());
+        }
+    }
+    let mut d = dst;
+    let copied = std::io::copy(&mut (&from).take(len), &mut d)?;
+    if copied != len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("{} is shorter than {len} bytes", src.display()),
+        ));
+    }
+    Ok(())
+}
+
 /// Reads a file's first `len` bytes into `w`, feeding them to `hasher` too; fails if the file is
 /// shorter.
 pub fn copy_prefix(
