@@ -18,5 +18,5 @@ pub mod track;
 
 pub use addr::VirtualAddress;
 pub use runtime::{
-    block_termination_signals, Command, Event, InstanceConfig, Node, Options, Status,
+    block_termination_signals, Command, Drops, Event, InstanceConfig, Node, Options, Status,
 };

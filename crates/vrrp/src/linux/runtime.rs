@@ -30,6 +30,10 @@ use super::track::{link_is_up, Check, CheckConfig, LinkWatch};
 use crate::router::{Action, Config, ConfigError, Input, Mode, Reason, State, VirtualRouter};
 use crate::wire::{self, Addresses, Family, IpMeta};
 
+/// Packets read from one socket before the thread looks at its timers again (see
+/// [`Runtime::read_socket`]): a few hundred microseconds of work.
+const READ_BUDGET: usize = 256;
+
 /// Errors starting the runtime.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -179,9 +183,66 @@ pub struct InstanceStatus {
     pub socket: SocketStats,
     /// Packets that failed wire validation (checksum, length, version...).
     pub invalid: u64,
+    /// Every received packet this instance dropped, by reason (the VRRP MIB's statistics).
+    pub drops: Drops,
     /// When the runtime read the last advertisement the router accepted (its receive time,
     /// not the snapshot's), if any.
     pub last_advert: Option<Instant>,
+}
+
+/// Received packets dropped, by reason, named after the VRRP MIB's statistics (RFC 2787
+/// `vrrpRouterStatsTable` and `vrrpRouterChecksumErrors` / `VersionErrors` / `VrIdErrors`;
+/// RFC 6527 `vrrpv3StatisticsTable`).
+///
+/// The TTL, IP header and VRID checks happen before a packet is matched to an instance (the
+/// socket checks the first two, the VRID selects the instance), so `ip_ttl_errors`,
+/// `vrid_errors` and the socket's share of `packet_length_errors` count per socket: every
+/// instance on one interface and family shows the same figures, as the MIB's router-wide
+/// VRID error counter does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Drops {
+    /// VRRPv2 authentication differs from ours (`vrrpStatsAuthFailures`, RFC 3768 section 7.1).
+    pub auth_failures: u64,
+    /// VRRPv2 authentication type other than 0 or 1 (`vrrpStatsInvalidAuthType`).
+    pub invalid_auth_type: u64,
+    /// Type field other than 1, ADVERTISEMENT (`vrrpStatsInvalidTypePktsRcvd`).
+    pub invalid_type: u64,
+    /// Advertisement interval differs (v2) or is zero (v3) (`vrrpStatsAdvertiseIntervalErrors`).
+    pub advert_interval_errors: u64,
+    /// TTL / hop limit below 255 (`vrrpStatsIpTtlErrors`); per socket.
+    pub ip_ttl_errors: u64,
+    /// Address list differs and the sender is not the owner (`vrrpStatsAddressListErrors`).
+    pub address_list_errors: u64,
+    /// Shorter than the header, length not matching the address count, or an unreadable IP
+    /// header (`vrrpStatsPacketLengthErrors`).
+    pub packet_length_errors: u64,
+    /// Checksum does not verify (`vrrpRouterChecksumErrors`).
+    pub checksum_errors: u64,
+    /// Version field not the instance's (`vrrpRouterVersionErrors`).
+    pub version_errors: u64,
+    /// VRID configured on no instance of this socket (`vrrpRouterVrIdErrors`); per socket.
+    pub vrid_errors: u64,
+    /// Address family of the source or addresses not the instance's.
+    pub family_errors: u64,
+}
+
+impl Drops {
+    /// Counts one packet that failed wire validation under its MIB reason.
+    fn count_wire(&mut self, e: &wire::Error) {
+        use wire::Error as E;
+        let c = match e {
+            E::BadChecksum { .. } | E::BadChecksumEitherForm { .. } => &mut self.checksum_errors,
+            E::UnknownVersion(_) | E::V2OverIpv6 => &mut self.version_errors,
+            E::UnknownType(_) => &mut self.invalid_type,
+            E::UnsupportedAuthType(_) => &mut self.invalid_auth_type,
+            E::BadTtl(_) | E::BadHopLimit(_) => &mut self.ip_ttl_errors,
+            E::ZeroVrid => &mut self.vrid_errors,
+            E::MixedFamilies { .. } => &mut self.family_errors,
+            // Truncated, CountMismatch and the IP-level length faults.
+            _ => &mut self.packet_length_errors,
+        };
+        *c += 1;
+    }
 }
 
 /// The whole snapshot.
@@ -357,6 +418,8 @@ struct Inst {
     check_fault: bool,
     offset: i16,
     invalid: u64,
+    /// Wire-validation drops by reason (the router and socket counters are added at publish).
+    wire_drops: Drops,
     last_advert: Option<Instant>,
 }
 
@@ -366,6 +429,8 @@ struct Runtime {
     sockets: Vec<VrrpSocket>,
     /// Per socket: VRID -> router index + 1 (0: none).
     by_vrid: Vec<[u16; 256]>,
+    /// Per socket: packets whose VRID no instance on it has.
+    vrid_errors: Vec<u64>,
     addrs: AddressManager,
     links: LinkWatch,
     wake: Arc<OwnedFd>,
@@ -459,6 +524,7 @@ impl Runtime {
                 check_fault: false,
                 offset: 0,
                 invalid: 0,
+                wire_drops: Drops::default(),
                 last_advert: None,
             });
             routers.push(router);
@@ -491,6 +557,7 @@ impl Runtime {
         Ok(Runtime {
             routers,
             inst,
+            vrid_errors: vec![0; sockets.len()],
             sockets,
             by_vrid,
             addrs: AddressManager::new()?,
@@ -587,12 +654,21 @@ impl Runtime {
                     self.late_wakeup(now, late);
                 }
             }
+            // Set when a socket still holds packets after its read budget: an advertisement
+            // may be among them, so an expired Master_Down timer gets the stall grace.
+            let mut backlog = false;
             if n > 0 {
                 for (si, p) in pfds.iter().enumerate().take(self.sockets.len()) {
-                    if p.revents != 0 {
-                        self.read_socket(si, now, &mut buf);
+                    if p.revents != 0 && !self.read_socket(si, &mut buf) {
+                        backlog = true;
                     }
                 }
+            }
+            // Reading may have taken a while (a flood, a preemption): timers and commands
+            // below act at the time they are looked at.
+            let now = if backlog { Instant::now() } else { now };
+            let stalled = stalled || backlog;
+            if n > 0 {
                 let base = self.sockets.len();
                 if pfds.get(base).is_some_and(|p| p.revents != 0) && self.links.drain() {
                     for i in 0..self.routers.len() {
@@ -715,18 +791,32 @@ impl Runtime {
         }
     }
 
-    fn read_socket(&mut self, si: usize, now: Instant, buf: &mut [u8]) {
-        loop {
+    /// Reads and handles at most [`READ_BUDGET`] packets of socket `si`; returns whether the
+    /// socket was drained (false: packets are left, read them on the next turn of the loop).
+    ///
+    /// The budget keeps the thread's timers alive under a flood: an unbounded drain of a
+    /// socket that fills as fast as it is read never returns, and a master stuck in it stops
+    /// advertising (RFC 5798 section 6.4.3: the Adver_Timer must fire on time), so its backups
+    /// take over. Each packet is handled at its own read time, not at the poll's wake-up:
+    /// an advertisement read late in a long batch restarts the Master_Down timer from when it
+    /// was seen (RFC 5798 section 6.4.2 (460)).
+    fn read_socket(&mut self, si: usize, buf: &mut [u8]) -> bool {
+        for _ in 0..READ_BUDGET {
             let d = match self.sockets[si].recv(buf) {
                 Ok(Some(d)) => d,
-                Ok(None) => return,
+                Ok(None) => return true,
                 Err(e) => {
                     log::warn!("{e}");
-                    return;
+                    return true;
                 }
             };
+            // The VRID selects the instance before any costly check: a flood for other VRIDs
+            // costs one table lookup a packet.
             let vrid = d.vrrp.get(1).copied().unwrap_or(0);
             let Some(ri) = self.by_vrid[si][usize::from(vrid)].checked_sub(1) else {
+                if let Some(c) = self.vrid_errors.get_mut(si) {
+                    *c += 1;
+                }
                 continue;
             };
             let ri = usize::from(ri);
@@ -737,6 +827,7 @@ impl Runtime {
             };
             match wire::validate(d.vrrp, &meta) {
                 Ok(r) => {
+                    let now = Instant::now();
                     let accepted = self.routers[ri].counters().adverts_received;
                     self.routers[ri].handle(
                         now,
@@ -750,9 +841,13 @@ impl Runtime {
                     }
                     self.drain(ri, now);
                 }
-                Err(_) => self.inst[ri].invalid += 1,
+                Err(e) => {
+                    self.inst[ri].invalid += 1;
+                    self.inst[ri].wire_drops.count_wire(&e);
+                }
             }
         }
+        false
     }
 
     /// Executes every pending action of router `i`.
@@ -968,6 +1063,25 @@ impl Runtime {
                     .map(|s| s.stats())
                     .unwrap_or_default(),
                 invalid: inst.invalid,
+                drops: {
+                    let c = r.counters();
+                    let sock = self.sockets.get(inst.socket).map(|s| s.stats());
+                    let w = &inst.wire_drops;
+                    Drops {
+                        auth_failures: c.dropped_auth,
+                        advert_interval_errors: c.dropped_interval,
+                        address_list_errors: c.dropped_addresses,
+                        version_errors: w.version_errors + c.dropped_version,
+                        family_errors: w.family_errors + c.dropped_family,
+                        ip_ttl_errors: w.ip_ttl_errors + sock.map_or(0, |s| s.bad_ttl),
+                        packet_length_errors: w.packet_length_errors
+                            + sock.map_or(0, |s| s.malformed),
+                        vrid_errors: w.vrid_errors
+                            + c.dropped_vrid
+                            + self.vrid_errors.get(inst.socket).copied().unwrap_or(0),
+                        ..*w
+                    }
+                },
                 last_advert: inst.last_advert,
             });
         }
