@@ -339,6 +339,7 @@ fn main() {
         }],
         max_connections: 4,
         io_timeout: Duration::from_secs(120),
+        transport: Default::default(),
     })
     .spawn(listener)
     .unwrap();
@@ -350,6 +351,7 @@ fn main() {
         limits: Limits::default(),
         io_timeout: Duration::from_secs(120),
         use_delta: true,
+        transport: Default::default(),
     };
     let rdst = base.join("rsync-dst");
     fs::create_dir_all(&rdst).unwrap();

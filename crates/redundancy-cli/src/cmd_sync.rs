@@ -156,6 +156,7 @@ pub fn run_serve(args: ServeArgs) -> ExitCode {
         }],
         max_connections: 16,
         io_timeout: Duration::from_secs(60),
+        transport: Default::default(),
     };
     let addr = listener
         .local_addr()
@@ -187,6 +188,7 @@ pub fn run_pull(args: PullArgs) -> ExitCode {
         limits: Limits::default(),
         io_timeout: Duration::from_secs(60),
         use_delta: !args.no_delta,
+        transport: Default::default(),
     };
     loop {
         let started = std::time::Instant::now();

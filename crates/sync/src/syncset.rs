@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::transfer::auth::{Identity, Key};
 use crate::transfer::puller::{pull_once, PullConfig, RoundReport};
-use crate::transfer::TransferError;
+use crate::transfer::{PullTransport, TransferError};
 use crate::tree::exclude::Excludes;
 use crate::tree::manifest::{GenId, Limits};
 use crate::tree::store::GenStore;
@@ -113,6 +113,7 @@ pub struct PullerSet {
     store: GenStore,
     status: SetStatus,
     next_due: Option<Instant>,
+    transport: PullTransport,
 }
 
 impl PullerSet {
@@ -129,7 +130,14 @@ impl PullerSet {
             store,
             status,
             next_due: None,
+            transport: PullTransport::default(),
         })
+    }
+
+    /// Pulls with these transport options (TLS, compression) from now on.
+    pub fn with_transport(mut self, transport: PullTransport) -> PullerSet {
+        self.transport = transport;
+        self
     }
 
     /// The set's configuration.
@@ -163,6 +171,7 @@ impl PullerSet {
             limits: Limits::default(),
             io_timeout: Duration::from_secs(60),
             use_delta: true,
+            transport: self.transport.clone(),
         };
         let started = Instant::now();
         let result = pull_once(&self.store, &cfg);

@@ -230,6 +230,7 @@ fn named_sets_pull_independently_with_status() {
         ],
         max_connections: 4,
         io_timeout: Duration::from_secs(20),
+        transport: Default::default(),
     })
     .spawn(std::net::TcpListener::bind("127.0.0.1:0").unwrap())
     .unwrap();

@@ -95,6 +95,9 @@ pub struct Identity {
     pub software: String,
     /// Backup mode.
     pub mode: BackupMode,
+    /// Optional features offered in the hello (see [`Hello::features`]); the server and the
+    /// puller set them from their transport settings.
+    pub features: u32,
 }
 
 impl Identity {
@@ -104,6 +107,7 @@ impl Identity {
             node_id: node_id.into(),
             software: concat!("sync ", env!("CARGO_PKG_VERSION")).into(),
             mode,
+            features: 0,
         }
     }
 
@@ -114,6 +118,7 @@ impl Identity {
             software: self.software.chars().take(200).collect(),
             mode: self.mode,
             nonce: random_nonce()?,
+            features: self.features,
         })
     }
 }
@@ -182,6 +187,7 @@ pub fn variant_name(m: &Msg) -> &'static str {
         Msg::FileGone { .. } => "FileGone",
         Msg::BatchEnd => "BatchEnd",
         Msg::Done { .. } => "Done",
+        Msg::Compressed { .. } => "Compressed",
     }
 }
 

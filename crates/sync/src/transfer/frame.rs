@@ -10,8 +10,13 @@
 //! payload, with per-direction keys derived in [`super::auth`]: replayed, reordered, dropped or
 //! altered frames fail with [`TransferError::BadTag`]. BLAKE3 rather than HMAC-SHA256 here
 //! because it runs at several GB/s and every byte of file data passes through it.
+//!
+//! Compression ([`super::compress`]) is also done here, once negotiated: the writer turns a
+//! `Data` message into `Compressed` when that is smaller, the reader turns it back (bounded by
+//! [`MAX_FRAME`]), so the round logic only ever sees `Data`.
 use std::io::{BufWriter, Read, Write};
 
+use super::compress::{Compressor, Decompressor, Level};
 use super::msg::Msg;
 use super::TransferError;
 use crate::codec;
@@ -61,6 +66,7 @@ pub struct FrameReader<R> {
     mac: Option<FrameMac>,
     bytes: u64,
     buf: Vec<u8>,
+    unzstd: Option<Box<Decompressor>>,
 }
 
 impl<R: Read> FrameReader<R> {
@@ -72,7 +78,15 @@ impl<R: Read> FrameReader<R> {
             mac: None,
             bytes: 0,
             buf: Vec::new(),
+            unzstd: None,
         }
+    }
+
+    /// Accepts `Compressed` data frames from now on (compression was negotiated); before, they
+    /// are a protocol error.
+    pub fn accept_compressed(&mut self) -> Result<(), TransferError> {
+        self.unzstd = Some(Box::new(Decompressor::new()?));
+        Ok(())
     }
 
     /// After authentication: require tags and allow [`MAX_FRAME`].
@@ -126,7 +140,17 @@ impl<R: Read> FrameReader<R> {
                 return Err(TransferError::BadTag);
             }
         }
-        decode_payload(payload).map(Some)
+        match decode_payload(payload)? {
+            Msg::Compressed { raw_len, bytes } => match &mut self.unzstd {
+                Some(d) => Ok(Some(Msg::Data {
+                    bytes: d.decompress(&bytes, raw_len, MAX_FRAME)?,
+                })),
+                None => Err(TransferError::Protocol(
+                    "a compressed data frame, but compression was not negotiated".into(),
+                )),
+            },
+            msg => Ok(Some(msg)),
+        }
     }
 
     /// Reads the next message; end of stream is an error.
@@ -154,6 +178,7 @@ pub struct FrameWriter<W: Write> {
     inner: BufWriter<W>,
     mac: Option<FrameMac>,
     bytes: u64,
+    zstd: Option<Box<Compressor>>,
 }
 
 impl<W: Write> FrameWriter<W> {
@@ -163,7 +188,15 @@ impl<W: Write> FrameWriter<W> {
             inner: BufWriter::with_capacity(256 << 10, inner),
             mac: None,
             bytes: 0,
+            zstd: None,
         }
+    }
+
+    /// Compresses `Data` messages at `level` from now on, where that makes them smaller (only
+    /// after compression was negotiated in the hellos).
+    pub fn compress_data(&mut self, level: Level) -> Result<(), TransferError> {
+        self.zstd = Some(Box::new(Compressor::new(level)?));
+        Ok(())
     }
 
     /// After authentication: tag every frame.
@@ -178,6 +211,12 @@ impl<W: Write> FrameWriter<W> {
 
     /// Encodes and writes one message (buffered).
     pub fn write(&mut self, msg: &Msg) -> Result<(), TransferError> {
+        if let (Some(z), Msg::Data { bytes }) = (&mut self.zstd, msg) {
+            if let (Some(c), Ok(raw_len)) = (z.compress(bytes), u32::try_from(bytes.len())) {
+                let payload = codec::encode(&Msg::Compressed { raw_len, bytes: c })?;
+                return self.write_payload(&payload);
+            }
+        }
         let payload = codec::encode(msg)?;
         self.write_payload(&payload)
     }
@@ -246,6 +285,46 @@ mod tests {
         let mut r = FrameReader::new(&bytes[first_len..]);
         r.authenticated(FrameMac::new(key));
         assert!(matches!(r.read(), Err(TransferError::BadTag)));
+    }
+
+    #[test]
+    fn compressed_data_round_trip_and_refusals() {
+        let text: Vec<u8> = b"voice/prompt.wav config line = value\n".repeat(5000);
+        let data = Msg::Data {
+            bytes: text.clone(),
+        };
+        let mut w = FrameWriter::new(Vec::new());
+        w.compress_data(Level::DEFAULT).unwrap();
+        w.write(&data).unwrap();
+        w.write(&Msg::BatchEnd).unwrap();
+        w.flush().unwrap();
+        let wire = w.inner.into_inner().unwrap();
+        assert!(
+            wire.len() * 10 < text.len(),
+            "{} bytes on the wire",
+            wire.len()
+        );
+        // A reader that negotiated it gets the original Data back.
+        let mut r = FrameReader::new(&wire[..]);
+        r.accept_compressed().unwrap();
+        assert_eq!(r.read().unwrap(), data);
+        assert_eq!(r.read().unwrap(), Msg::BatchEnd);
+        // One that did not refuses the frame.
+        let mut r = FrameReader::new(&wire[..]);
+        assert!(matches!(r.read(), Err(TransferError::Protocol(_))));
+        // A garbage "compressed" frame is a clear error.
+        let mut w = FrameWriter::new(Vec::new());
+        let bad = codec::encode(&Msg::Compressed {
+            raw_len: 1000,
+            bytes: vec![0x28, 0xB5, 0x2F, 0xFD, 1, 2, 3, 4, 5],
+        })
+        .unwrap();
+        w.write_payload(&bad).unwrap();
+        w.flush().unwrap();
+        let wire = w.inner.into_inner().unwrap();
+        let mut r = FrameReader::new(&wire[..]);
+        r.accept_compressed().unwrap();
+        assert!(matches!(r.read(), Err(TransferError::Compression(_))));
     }
 
     #[test]

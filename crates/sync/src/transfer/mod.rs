@@ -7,18 +7,41 @@
 //! * [`server`]: serves named plain directory trees to pullers and records each puller.
 //! * [`puller`]: one pull round into a [`crate::tree::store::GenStore`].
 //!
-//! TLS (rustls) is not implemented: the pre-shared key authenticates both ends and every frame
-//! after the handshake carries a keyed BLAKE3 tag, so a man in the middle can neither read the
-//! key nor alter data undetected, but the data itself travels in clear. A `tls` feature wrapping
-//! the stream would be the place to add confidentiality.
+//! * [`tls`]: the connection under the frames, plain TCP or TLS (rustls, optional).
+//! * [`compress`]: optional zstd compression of file data frames, negotiated in the hello.
+//!
+//! The pre-shared key authenticates both ends and every frame after the handshake carries a keyed
+//! BLAKE3 tag, with or without TLS: a man in the middle can neither learn the key nor alter data
+//! undetected, and without the key there is no data. TLS, when configured ([`ServerTransport`],
+//! [`PullTransport`]), adds confidentiality; the key-based handshake still runs inside it, so
+//! a valid certificate alone gets nothing.
 pub mod auth;
+pub mod compress;
 pub mod frame;
 pub mod msg;
 pub mod puller;
 pub mod server;
 pub mod tls;
 
-pub use tls::Conn;
+pub use tls::{Conn, TlsClient, TlsServer};
+
+/// Optional transport features of a server.
+#[derive(Clone, Debug, Default)]
+pub struct ServerTransport {
+    /// Serve over TLS with this certificate (pullers must then use TLS too).
+    pub tls: Option<TlsServer>,
+    /// Offer zstd compression of file data at this level; used with pullers that accept it.
+    pub compression: Option<compress::Level>,
+}
+
+/// Optional transport features of a puller.
+#[derive(Clone, Debug, Default)]
+pub struct PullTransport {
+    /// Pull over TLS, trusting this CA and checking this server name.
+    pub tls: Option<TlsClient>,
+    /// Accept zstd-compressed file data (used when the server offers it).
+    pub compression: bool,
+}
 
 use crate::codec::CodecError;
 use crate::delta::DeltaError;
@@ -75,6 +98,25 @@ pub enum TransferError {
         /// What is wrong.
         reason: String,
     },
+    /// A TLS certificate, key or CA file is unusable.
+    #[error("TLS file {path}: {reason}")]
+    TlsFile {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The TLS layer failed (handshake, certificate check, plain peer at a TLS end).
+    #[error("TLS with {peer}: {reason}")]
+    Tls {
+        /// The peer's address.
+        peer: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A compressed frame did not decompress within its bounds.
+    #[error("compressed data: {0}")]
+    Compression(String),
     /// The peer reported an error.
     #[error("peer reported: {0}")]
     Remote(String),

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::tree::manifest::{Entry, GenId, Meta};
 
 /// Version of this protocol; peers with a different one are refused in the hello.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2: the hello carries `features`; `Compressed` data frames.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Whether a node is the operational (active) one or the standby (passive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +50,9 @@ pub struct Hello {
     pub mode: BackupMode,
     /// Fresh random challenge.
     pub nonce: [u8; 32],
+    /// Optional features the sender offers (bit set; unknown bits are ignored):
+    /// [`super::compress::FEATURE_ZSTD`]. Used only when both hellos set a bit.
+    pub features: u32,
 }
 
 /// How a puller can help the server send less for one file.
@@ -159,5 +163,14 @@ pub enum Msg {
     Done {
         /// The generation.
         gen: GenId,
+    },
+    /// A [`Msg::Data`] whose bytes are zstd-compressed (only after both hellos offered
+    /// [`super::compress::FEATURE_ZSTD`]); the frame reader turns it back into `Data`.
+    Compressed {
+        /// Length of the data once decompressed (bounded by the frame limit).
+        raw_len: u32,
+        /// One zstd frame.
+        #[serde(with = "crate::codec::bytes")]
+        bytes: Vec<u8>,
     },
 }

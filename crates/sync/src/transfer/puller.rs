@@ -32,8 +32,9 @@ use std::time::{Duration, Instant};
 use super::auth::{client_handshake, variant_name, Identity, Key};
 use super::frame::{FrameReader, FrameWriter};
 use super::msg::{Encoding, FetchItem, Msg};
+use super::compress::FEATURE_ZSTD;
 use super::tls::Conn;
-use super::TransferError;
+use super::{PullTransport, TransferError};
 use crate::delta::{apply, Signature, SignatureOptions};
 use crate::tree::manifest::{Entry, EntryKind, GenId, Limits, Manifest, ManifestDelta};
 use crate::tree::scan::hash_reader;
@@ -66,6 +67,8 @@ pub struct PullConfig {
     pub io_timeout: Duration,
     /// Ask for deltas of changed files (else they come whole).
     pub use_delta: bool,
+    /// TLS and compression (both off by default).
+    pub transport: PullTransport,
 }
 
 /// What one round did.
@@ -212,7 +215,7 @@ pub fn pull_once_with_progress(
         .and_then(|()| stream.set_write_timeout(t))
         .and_then(|()| stream.set_nodelay(true))
         .map_err(|e| TransferError::io("configuring socket", e))?;
-    let conn = Conn::Plain(stream);
+    let conn = super::tls::connect(cfg.transport.tls.as_ref(), stream, &cfg.server)?;
     let rs = conn
         .try_clone()
         .map_err(|e| TransferError::io("cloning socket", e))?;
@@ -236,7 +239,16 @@ fn round(
     progress: Progress<'_>,
 ) -> Result<(), TransferError> {
     let t = Instant::now();
-    client_handshake(r, w, &cfg.key, &cfg.identity)?;
+    let mut me = cfg.identity.clone();
+    me.features = if cfg.transport.compression {
+        FEATURE_ZSTD
+    } else {
+        0
+    };
+    let server = client_handshake(r, w, &cfg.key, &me)?;
+    if me.features & server.features & FEATURE_ZSTD != 0 {
+        r.accept_compressed()?;
+    }
     report.phases.handshake = t.elapsed();
     let t_manifest = Instant::now();
     // Only the id is needed to ask; the manifest is loaded when a difference arrives, which

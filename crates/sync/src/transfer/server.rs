@@ -23,9 +23,10 @@ use std::time::{Duration, SystemTime};
 
 use super::auth::{server_handshake, variant_name, Identity, Key};
 use super::frame::{FrameReader, FrameWriter};
-use super::tls::Conn;
+use super::compress::FEATURE_ZSTD;
 use super::msg::{BackupMode, Encoding, FetchItem, Msg};
-use super::TransferError;
+use super::tls::Conn;
+use super::{ServerTransport, TransferError};
 use crate::delta::{diff, Signature};
 use crate::tree::exclude::Excludes;
 use crate::tree::manifest::{GenId, Manifest, ManifestDelta};
@@ -66,6 +67,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Read/write timeout on connections.
     pub io_timeout: Duration,
+    /// TLS and compression (both off by default).
+    pub transport: ServerTransport,
 }
 
 /// What the server knows about one puller ("backup ... is UP (active), in sync").
@@ -306,13 +309,19 @@ fn handle(shared: &Shared, stream: TcpStream) -> Result<(), TransferError> {
         .and_then(|()| stream.set_nodelay(true))
         .map_err(|e| TransferError::io("configuring socket", e))?;
     let addr = stream.peer_addr().ok();
-    let conn = Conn::Plain(stream);
+    let conn = super::tls::accept(shared.cfg.transport.tls.as_ref(), stream)?;
     let rs = conn
         .try_clone()
         .map_err(|e| TransferError::io("cloning socket", e))?;
     let mut r = FrameReader::new(rs);
     let mut w = FrameWriter::new(conn);
-    let hello = server_handshake(&mut r, &mut w, &shared.cfg.key, &shared.cfg.identity)?;
+    let compression = shared.cfg.transport.compression;
+    let mut me = shared.cfg.identity.clone();
+    me.features = compression.map_or(0, |_| FEATURE_ZSTD);
+    let hello = server_handshake(&mut r, &mut w, &shared.cfg.key, &me)?;
+    if let Some(level) = compression.filter(|_| hello.features & FEATURE_ZSTD != 0) {
+        w.compress_data(level)?;
+    }
     let mut served: Option<(PathBuf, Arc<Manifest>)> = None;
     let record = |set: &str, have: Option<GenId>, ours: Option<GenId>| {
         let mut peers = lock(&shared.peers);

@@ -35,6 +35,7 @@ pub fn serve(root: &Path, watch: bool) -> ServerHandle {
         }],
         max_connections: 8,
         io_timeout: Duration::from_secs(20),
+        transport: Default::default(),
     };
     Server::new(cfg).spawn(listener).unwrap()
 }
@@ -48,6 +49,7 @@ pub fn pull_cfg(addr: std::net::SocketAddr, key: Key) -> PullConfig {
         limits: Limits::default(),
         io_timeout: Duration::from_secs(20),
         use_delta: true,
+        transport: Default::default(),
     }
 }
 
