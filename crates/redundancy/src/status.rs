@@ -60,6 +60,40 @@ pub struct InstanceStatus {
     /// When the VRRP runtime read the last advertisement its router accepted (the receive
     /// time itself, from the runtime's snapshot).
     pub last_advert_seen: Option<f64>,
+    /// Received packets dropped, by reason (absent in older reports: all zero).
+    #[serde(default)]
+    pub statistics: VrrpStatistics,
+}
+
+/// Received VRRP packets one instance dropped, by reason, named after the VRRP MIB's
+/// statistics (RFC 2787 `vrrpRouterStatsTable` and the router-wide checksum, version and VRID
+/// error counters; RFC 6527 `vrrpv3StatisticsTable`). `ip_ttl_errors`, `vrid_errors` and part
+/// of `packet_length_errors` are counted per interface and family (before a packet is matched
+/// to an instance), so every instance there shows the same figures for them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpStatistics {
+    /// VRRPv2 authentication differs from ours (RFC 3768 section 7.1).
+    pub auth_failures: u64,
+    /// VRRPv2 authentication type other than 0 or 1.
+    pub invalid_auth_type: u64,
+    /// Type field other than 1 (ADVERTISEMENT).
+    pub invalid_type: u64,
+    /// Advertisement interval differs (VRRPv2) or is zero (VRRPv3).
+    pub advert_interval_errors: u64,
+    /// TTL / hop limit below 255 (RFC 5798 section 7.1).
+    pub ip_ttl_errors: u64,
+    /// Address list differs and the sender is not the owner.
+    pub address_list_errors: u64,
+    /// Too short, length not matching the address count, or an unreadable IP header.
+    pub packet_length_errors: u64,
+    /// Checksum does not verify.
+    pub checksum_errors: u64,
+    /// Version not the instance's.
+    pub version_errors: u64,
+    /// VRID configured on no instance of the interface.
+    pub vrid_errors: u64,
+    /// Source or addresses of the other address family.
+    pub family_errors: u64,
 }
 
 /// A peer node, as heard through the pair heartbeat.
@@ -372,6 +406,10 @@ mod tests {
                 virtual_addresses: vec!["10.99.0.100/24".into()],
                 adverts_received: 0,
                 last_advert_seen: None,
+                statistics: VrrpStatistics {
+                    auth_failures: 3,
+                    ..Default::default()
+                },
             }],
             peers: vec![],
             sets: vec![SetStatus {
@@ -462,5 +500,20 @@ mod tests {
         assert!(j.contains("\"role\":\"primary\"") && j.contains("\"state\":\"operational\""));
         let back: Status = serde_json::from_str(&j).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn json_shows_the_drop_statistics_and_old_reports_parse() {
+        let j: serde_json::Value = serde_json::to_value(sample()).unwrap();
+        let stats = &j["instances"][0]["statistics"];
+        assert_eq!(stats["auth_failures"], 3, "{stats}");
+        assert_eq!(stats["ip_ttl_errors"], 0, "{stats}");
+        let mut old = j.clone();
+        old["instances"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("statistics");
+        let back: Status = serde_json::from_value(old).unwrap();
+        assert_eq!(back.instances[0].statistics, VrrpStatistics::default());
     }
 }
