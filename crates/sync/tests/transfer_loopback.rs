@@ -571,3 +571,39 @@ fn no_change_polls_answer_from_the_watch_and_still_see_changes_in_place() {
     assert_same(s, dst.path());
     server.stop();
 }
+
+/// Generations share unchanged files as hard links. A change made through the previous
+/// generation's path changes the current one too without being an event of its watch: the
+/// previous generation's watch sees it, and the next poll checks the current one in full and
+/// pulls the file again.
+#[test]
+fn change_through_the_previous_generation_is_seen() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    build_source(src.path());
+    let s = src.path();
+    let server = serve(s, false);
+    let cfg = pull_cfg(server.addr, key());
+    let store = GenStore::open(dst.path()).unwrap();
+    let r0 = pull_once(&store, &cfg).unwrap();
+    write(s, "etc/users/103.conf", b"user 103\n");
+    let r1 = pull_once(&store, &cfg).unwrap();
+    assert!(r1.changed, "{r1}");
+    let r = pull_once(&store, &cfg).unwrap();
+    assert!(!r.changed, "{r}");
+    let before = store.full_checks();
+
+    // etc/pbx.conf is one inode in both generations; written through the older one's path.
+    let a = dst
+        .path()
+        .join(".gens")
+        .join(r0.generation.unwrap().to_hex());
+    write(&a, "etc/pbx.conf", b"[general]\nport=9999\n");
+    let r = pull_once(&store, &cfg).unwrap();
+    assert!(r.files_fetched >= 1, "{r}");
+    assert!(store.full_checks() > before);
+    assert_same(s, dst.path());
+    let r = pull_once(&store, &cfg).unwrap();
+    assert!(!r.changed, "{r}");
+    server.stop();
+}

@@ -30,9 +30,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::auth::{client_handshake, variant_name, Identity, Key};
+use super::compress::FEATURE_ZSTD;
 use super::frame::{FrameReader, FrameWriter};
 use super::msg::{Encoding, FetchItem, Msg};
-use super::compress::FEATURE_ZSTD;
 use super::tls::Conn;
 use super::{PullTransport, TransferError};
 use crate::delta::{apply, Signature, SignatureOptions};
@@ -452,8 +452,16 @@ fn stage_and_commit(
     let old_dir = have.map(|h| store.gen_dir(&h));
     // Reuse the generation before the current one when there is one: only what differs
     // between it and the new manifest is touched (see crate::tree::store, "Reusing").
+    // The current generation was intact when claimed; checked again (free while its watch saw
+    // nothing), since what is linked from it must still be. Not claimed: found changed.
+    let current_intact = match have {
+        Some(h) if claimed => store.check_generation(&h),
+        _ => false,
+    };
     let staging = match store.spare(have.as_ref(), &gen) {
-        Some((spare, spare_m)) => store.stage_reusing(gen, new.clone(), spare, spare_m)?,
+        Some((spare, spare_m)) => {
+            store.stage_reusing(gen, new.clone(), spare, spare_m, current_intact)?
+        }
         None => store.stage(gen, new.clone())?,
     };
     let (kept, _removed) = staging.prepare()?;
@@ -461,12 +469,10 @@ fn stage_and_commit(
     // Only what is still on disk as its manifest says may be linked, copied or offered as a
     // prefix (see the Pull above); other old files may still serve as a delta basis.
     let stored_old = old;
-    let verified_old = match (old_dir.as_ref(), have) {
-        // Checked again (free while its watch saw nothing): it was intact when claimed, and
-        // what is linked from it must still be. Not claimed: it was found changed just now.
-        (Some(_), Some(h)) if claimed && store.check_generation(&h) => old.clone(),
-        (Some(d), _) => verified(d, old),
-        (None, _) => Manifest::default(),
+    let verified_old = match old_dir.as_ref() {
+        Some(_) if current_intact => old.clone(),
+        Some(d) => verified(d, old),
+        None => Manifest::default(),
     };
     let old = &verified_old;
     let by_hash = old.files_by_hash();

@@ -27,7 +27,11 @@
 //!    into `current` while this node is master, and linked inodes are shared with the next
 //!    generation), so its manifest is never trusted alone: every entry on disk is first checked
 //!    against it by rsync's quick check ([`matches_disk`]: kind, size, mtime, mode) and what
-//!    differs, is missing or is not listed leaves the reused tree. Likewise only files of the
+//!    differs, is missing or is not listed leaves the reused tree (that audit is skipped only
+//!    when inotify vouches for the tree instead: the reused generation's watch, armed when it
+//!    was current and found intact, see [`crate::tree::watch`], saw nothing, and the current
+//!    generation, which shares its unchanged inodes, passed [`GenStore::check_generation`]).
+//!    Likewise only files of the
 //!    current generation that pass the check are linked, copied or offered as a prefix. Unchanged
 //!    files, which in a 1% round are 99% of the tree, cost nothing. Without a generation to reuse
 //!    (the first rounds, or after a crash) staging starts from an empty directory.
@@ -123,6 +127,9 @@ impl Drop for GenStore {
 struct WatchSlot {
     /// A watch armed on a generation found intact.
     armed: Option<GenWatch>,
+    /// The watch of the generation that was current before the last commit, kept so that
+    /// the round reusing it need not audit it ([`GenStore::stage_reusing`]).
+    previous: Option<GenWatch>,
     /// A watch being armed in the background after a commit.
     arming: Option<std::thread::JoinHandle<Result<Option<GenWatch>, WatchError>>>,
 }
@@ -413,8 +420,11 @@ impl GenStore {
                 Err(_) => log::warn!("the thread arming a generation watch panicked"),
             }
         }
+        // The previous generation shares inodes with this one: a change through its paths is
+        // an event of its watch only (see crate::tree::watch).
+        let previous_clean = slot.previous.as_mut().is_none_or(GenWatch::clean);
         if let Some(w) = slot.armed.as_mut() {
-            if w.id() == *id && w.clean() {
+            if w.id() == *id && w.clean() && previous_clean {
                 return true;
             }
         }
@@ -438,6 +448,20 @@ impl GenStore {
         }
     }
 
+    /// Whether generation `id`, current before the last commit, has seen no change since its
+    /// watch was armed (then it was intact, and nothing happened below it since). `false`
+    /// without such a watch. The watch is dropped: the caller is about to turn that
+    /// generation into staging, whose own changes would be its events.
+    fn previous_unchanged(&self, id: &GenId) -> bool {
+        let mut slot = self
+            .watch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.previous
+            .take()
+            .is_some_and(|mut w| w.id() == *id && w.clean())
+    }
+
     /// How many times [`GenStore::check_generation`] had to walk a whole generation (for tests
     /// and benchmarks: a no-change poll with a working watch adds none).
     pub fn full_checks(&self) -> u64 {
@@ -452,9 +476,13 @@ impl GenStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(h) = slot.arming.take() {
-            let _ = h.join();
+            if let Ok(Ok(w)) = h.join() {
+                slot.armed = w;
+            }
         }
-        slot.armed = None;
+        // The generation just replaced keeps its watch: while it sees nothing, that generation
+        // is still as it was when it was last found intact.
+        slot.previous = slot.armed.take();
         let dir = self.gen_dir(&id);
         let spawned = std::thread::Builder::new()
             .name("gen-watch".into())
@@ -624,12 +652,19 @@ impl GenStore {
     /// crash leaves a staging directory that [`GenStore::open`] removes — and its manifest
     /// file is removed. The caller then only changes what differs between `spare_manifest`
     /// and `manifest` ([`Staging::base`]).
+    ///
+    /// The spare is audited on disk first (see below) unless both of these hold: its inotify
+    /// watch, kept since it was current, has seen nothing (nothing changed through its own
+    /// paths), and `current_intact`, which the caller sets when [`GenStore::check_generation`]
+    /// just confirmed the current generation (the files the spare shares with it as hard links
+    /// were not changed through the current generation's paths either).
     pub fn stage_reusing(
         &self,
         id: GenId,
         manifest: Manifest,
         spare: GenId,
         spare_manifest: Manifest,
+        current_intact: bool,
     ) -> Result<Staging<'_>, TreeError> {
         if self.current_id().ok().flatten() == Some(spare) {
             return Err(TreeError::Layout {
@@ -641,6 +676,9 @@ impl GenStore {
         if dir.exists() {
             self.trash(&dir)?;
         }
+        // Asked before the rename below, which is itself an event of that watch.
+        let previous_unchanged = self.previous_unchanged(&spare);
+        let unchanged = current_intact && previous_unchanged;
         let from = self.gen_dir(&spare);
         fs::rename(&from, &dir).map_err(|e| TreeError::io("rename for staging", &from, e))?;
         let mpath = self.manifest_path(&spare);
@@ -656,8 +694,25 @@ impl GenStore {
         // whatever differs, is missing or is not listed leaves the tree now; the base is what
         // passed. Directories may be read-only (their mode is part of the manifest); they are
         // made writable so entries can be replaced. Commit sets every directory's mode again.
-        let mut kept = std::collections::HashSet::new();
         make_dir_writable(&dir)?;
+        if unchanged {
+            // Nothing to audit; only directories that their mode keeps us from filling are
+            // opened up (commit sets every directory's mode again).
+            for e in &spare_manifest.entries {
+                if matches!(e.kind, EntryKind::Dir) && e.meta.mode & 0o700 != 0o700 {
+                    make_dir_writable(&dir.join(&e.path))?;
+                }
+            }
+            return Ok(Staging {
+                store: self,
+                id,
+                manifest,
+                base: spare_manifest,
+                dir,
+                committed: false,
+            });
+        }
+        let mut kept = std::collections::HashSet::new();
         self.audit_reused(&dir, "", &spare_manifest, &mut kept)?;
         let base = Manifest {
             root: spare_manifest.root,

@@ -16,11 +16,14 @@
 //! finished before [`GenWatch::clean`] reads the queue is always seen: there is no window in
 //! which a completed write goes unnoticed, unlike a watcher thread that may not have run yet.
 //!
-//! Not seen: a change made through another name of a shared inode (a hard link in another
-//! generation, `ROOT/.gens/<older id>/...`); inotify reports an event to the watch of the
-//! directory the change went through. Generations are never written through those names by us,
-//! and readers are told to open files read-only; a reused generation is still audited on disk
-//! before it is changed ([`super::store::GenStore::stage_reusing`]).
+//! inotify reports a change to the watch of the directory it went through, so a change to an
+//! inode the current generation shares (as a hard link) with the previous one, made through the
+//! previous generation's path (`ROOT/.gens/<older id>/...`), is not an event of the current
+//! generation's watch. The store therefore keeps the previous generation's watch after a switch
+//! and trusts the current one's only while both saw nothing; after a store is opened, until its
+//! first commit, the other generation on disk is not watched and such a change would go
+//! unseen by polls (nothing of ours writes there; the round that reuses that generation audits
+//! it on disk).
 use std::fs;
 use std::io::ErrorKind;
 use std::path::Path;
@@ -50,6 +53,8 @@ fn mask() -> WatchMask {
 pub struct GenWatch {
     id: GenId,
     inotify: Inotify,
+    /// An event was seen (the answer stays `false` from then on).
+    changed: bool,
 }
 
 /// Why a generation could not be watched (the caller then checks every entry each time).
@@ -88,23 +93,32 @@ impl GenWatch {
         if on_disk != m.entries.len() || verified(dir, m).entries.len() != m.entries.len() {
             return Ok(None);
         }
-        Ok(Some(GenWatch { id, inotify }))
+        Ok(Some(GenWatch {
+            id,
+            inotify,
+            changed: false,
+        }))
     }
 
     /// Whether nothing happened in the watched tree since it was armed. Reads the event queue
-    /// (non-blocking): any event, an overflow or a read error answers `false`. Once `false`,
-    /// the watch stays useless (the events are consumed); the caller drops it and re-arms.
+    /// (non-blocking): any event, an overflow or a read error answers `false`, and so does
+    /// every later call (the caller drops the watch and re-arms after a full check).
     pub fn clean(&mut self) -> bool {
+        if self.changed {
+            return false;
+        }
         // Large enough for one event with the longest name (16 + NAME_MAX + 1 bytes).
         let mut buf = [0u8; 1024];
-        match self.inotify.read_events(&mut buf) {
+        let clean = match self.inotify.read_events(&mut buf) {
             Ok(mut events) => events.next().is_none(),
             Err(e) if e.kind() == ErrorKind::WouldBlock => true,
             Err(e) => {
                 log::debug!("reading inotify events of generation {}: {e}", self.id);
                 false
             }
-        }
+        };
+        self.changed = !clean;
+        clean
     }
 }
 
@@ -175,6 +189,8 @@ mod tests {
         assert!(w.clean());
         // Same size, written in place deep down: seen at once (no watcher thread to wait for).
         fs::write(t.path().join("a/b/f"), "ONE").unwrap();
+        assert!(!w.clean());
+        // Once changed, always changed (the event was consumed by the first answer).
         assert!(!w.clean());
     }
 
