@@ -13,8 +13,9 @@ use std::io::{self, Read, Write};
 
 use super::error::DeltaError;
 use super::format::{DeltaWriter, DiffStats};
-use super::index::{Filter, IndexedSignature};
+use super::index::IndexedSignature;
 use super::rollsum::Rollsum;
+use super::scan::{candidates, Candidate, Kernel, MAX_SCAN};
 use super::strong::{strong_hash, whole_file_hash, WholeFileHasher};
 
 const MIN_WINDOW_BUF: usize = 4 << 20;
@@ -58,7 +59,7 @@ pub fn diff_with_window(
     let mut hasher = WholeFileHasher::new();
     let mut total = 0u64;
     let mut w = DeltaWriter::new(out);
-    let mut m = Matcher::new(sig);
+    let mut m = Matcher::new(sig, Kernel::detect());
     loop {
         while filled < cap && !eof {
             let dst = buf.get_mut(filled..).unwrap_or_default();
@@ -94,38 +95,21 @@ pub fn diff_slice(
     new: &[u8],
     out: impl Write,
 ) -> Result<DiffStats, DeltaError> {
+    diff_slice_with(sig, new, out, Kernel::detect())
+}
+
+/// [`diff_slice`] with a chosen rolling kernel (tests compare the kernels' deltas).
+fn diff_slice_with(
+    sig: &IndexedSignature<'_>,
+    new: &[u8],
+    out: impl Write,
+    kernel: Kernel,
+) -> Result<DiffStats, DeltaError> {
     let mut w = DeltaWriter::new(out);
-    let mut m = Matcher::new(sig);
+    let mut m = Matcher::new(sig, kernel);
     m.scan(new, 0, &mut w)?;
     m.finish(new, &mut w)?;
     w.finish(new.len() as u64, whole_file_hash(new))
-}
-
-/// Rolls the window over `outs[k]` (leaving) / `ins[k]` (entering) until the filter passes the
-/// window's weak checksum; returns the sums there and the number of bytes rolled
-/// (`outs.len()` when the filter passed none).
-///
-/// This is the per-byte cost of the diff wherever nothing matches: one roll (two adds and a
-/// multiply), one multiply to hash, one load from the cache-resident filter and one rarely
-/// taken branch. Not inlined, so that its dozen live values get the registers (inlined into
-/// `scan`, two of them were spilled to the stack).
-#[inline(never)]
-fn roll_to_candidate(
-    filter: Filter<'_>,
-    mut roll: Rollsum,
-    n: u32,
-    outs: &[u8],
-    ins: &[u8],
-) -> (Rollsum, usize) {
-    let len = outs.len().min(ins.len());
-    let (outs, ins) = (&outs[..len], &ins[..len]);
-    for k in 0..len {
-        if filter.maybe(roll.digest()) {
-            return (roll, k);
-        }
-        roll.roll(n, outs[k], ins[k]);
-    }
-    (roll, len)
 }
 
 /// The matching state carried across window refills.
@@ -134,13 +118,19 @@ struct Matcher<'s, 'a> {
     n: usize,
     roll: Rollsum,
     roll_valid: bool,
+    /// The rolling loop's implementation (SIMD where the CPU has it).
+    kernel: Kernel,
+    /// The filter's candidates of the current run of windows (kept for its allocation).
+    found: Vec<Candidate>,
     /// Start of the bytes not yet emitted (they become a literal).
     lit_start: usize,
 }
 
 impl<'s, 'a> Matcher<'s, 'a> {
-    fn new(idx: &'s IndexedSignature<'a>) -> Self {
+    fn new(idx: &'s IndexedSignature<'a>, kernel: Kernel) -> Self {
         Matcher {
+            kernel,
+            found: Vec::with_capacity(MAX_SCAN),
             idx,
             n: idx.sig.block_size as usize,
             roll: Rollsum::default(),
@@ -183,53 +173,65 @@ impl<'s, 'a> Matcher<'s, 'a> {
         let strong = &idx.sig.strong;
         let strong_len = idx.sig.strong_len;
         let nn = n as u32;
-        while p + n <= data.len() {
+        let mut found = std::mem::take(&mut self.found);
+        'windows: while p + n <= data.len() {
             if !self.roll_valid {
                 self.roll = Rollsum::of_block(&data[p..p + n]);
                 self.roll_valid = true;
             }
-            // The hot loop: roll until the filter says "maybe" or the data runs out.
             let last = data.len() - n; // last window start that fits
-            let outs = data.get(p..last).unwrap_or_default();
-            let ins = data.get(p + n..).unwrap_or_default();
-            let (roll, k) = roll_to_candidate(idx.filter(), self.roll, nn, outs, ins);
-            p += k;
-            self.roll = roll;
-            let window = &data[p..p + n];
-            let weak = roll.digest();
-            let found = if idx.maybe(weak) {
-                idx.find(weak, window)
-            } else {
-                None
-            };
-            match found {
-                Some(mut blk) => {
-                    self.flush_literal(data, p, w)?;
-                    self.emit_block(w, blk)?;
-                    p += n;
-                    // Follow the base block by block while it keeps matching.
-                    while (blk as usize + 1) < idx.full_blocks && p + n <= data.len() {
-                        let want = strong.get(blk as usize + 1).copied();
-                        if want != Some(strong_hash(&data[p..p + n], strong_len)) {
-                            break;
-                        }
-                        blk += 1;
-                        self.emit_block(w, blk)?;
-                        p += n;
-                    }
-                    self.lit_start = p;
-                    self.roll_valid = false;
-                }
-                None => {
-                    if p >= last {
-                        // Window at `p` checked; the next needs one more byte.
-                        return Ok(p);
-                    }
-                    self.roll.roll(nn, data[p], data[p + n]);
-                    p += 1;
+                                       // The hot loop: the windows at p..p+run that the filter passes, in order, and the
+                                       // sums at p+run. The window at `last` is tested on its own (rolling past it needs
+                                       // a byte that is not there yet).
+            let run = (last - p).min(MAX_SCAN);
+            found.clear();
+            let outs = data.get(p..p + run).unwrap_or_default();
+            let ins = data.get(p + n..p + n + run).unwrap_or_default();
+            let after = candidates(
+                self.kernel,
+                idx.filter(),
+                self.roll,
+                nn,
+                outs,
+                ins,
+                &mut found,
+            );
+            if run == 0 {
+                let weak = self.roll.digest();
+                if idx.maybe(weak) {
+                    found.push(Candidate { offset: 0, weak });
                 }
             }
+            for c in &found {
+                let q = p + c.offset as usize;
+                let Some(mut blk) = idx.find(c.weak, &data[q..q + n]) else {
+                    continue;
+                };
+                self.flush_literal(data, q, w)?;
+                self.emit_block(w, blk)?;
+                p = q + n;
+                // Follow the base block by block while it keeps matching.
+                while (blk as usize + 1) < idx.full_blocks && p + n <= data.len() {
+                    let want = strong.get(blk as usize + 1).copied();
+                    if want != Some(strong_hash(&data[p..p + n], strong_len)) {
+                        break;
+                    }
+                    blk += 1;
+                    self.emit_block(w, blk)?;
+                    p += n;
+                }
+                self.lit_start = p;
+                self.roll_valid = false;
+                continue 'windows;
+            }
+            if run == 0 {
+                // Window at `p` checked; the next needs one more byte.
+                break;
+            }
+            p += run;
+            self.roll = after;
         }
+        self.found = found;
         Ok(p)
     }
 
@@ -255,5 +257,88 @@ impl<'s, 'a> Matcher<'s, 'a> {
             }
         }
         self.flush_literal(data, data.len(), w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delta::{apply_slice, Signature, SignatureOptions};
+    use proptest::prelude::*;
+
+    /// Bytes from a small alphabet, so that windows repeat and weak checksums collide.
+    fn shaped(seed: &[u8], alphabet: u8, len: usize) -> Vec<u8> {
+        seed.iter()
+            .cycle()
+            .take(len)
+            .map(|&x| if alphabet == 0 { x } else { x % alphabet })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The SIMD rolling kernel gives byte for byte the delta of the scalar one: random,
+        /// repetitive (alphabet of 1..4 symbols, short periods) and edited inputs, block sizes
+        /// from the minimum up. Both deltas also rebuild the new file.
+        #[test]
+        fn kernels_give_identical_deltas(
+            seed in proptest::collection::vec(any::<u8>(), 1..700),
+            alphabet in prop_oneof![Just(0u8), 1u8..4],
+            base_len in 0usize..6000,
+            edits in proptest::collection::vec((any::<u16>(), any::<u8>(), 0usize..40), 0..6),
+            block in 16u32..200,
+            period_shift in 0usize..50,
+        ) {
+            let base = shaped(&seed, alphabet, base_len);
+            // The new file: the base shifted by a few bytes, with overwrites and insertions.
+            let mut new: Vec<u8> = base.iter().skip(period_shift.min(base.len())).copied().collect();
+            for &(at, byte, ins) in &edits {
+                let at = usize::from(at) % (new.len() + 1);
+                new.splice(at..at, std::iter::repeat_n(byte, ins));
+                if let Some(x) = new.get_mut(at / 2) {
+                    *x ^= byte;
+                }
+            }
+            let sig = Signature::calculate(&base, SignatureOptions::with_block_size(block)).unwrap();
+            let idx = sig.index();
+            let mut scalar = Vec::new();
+            diff_slice_with(&idx, &new, &mut scalar, Kernel::Scalar).unwrap();
+            let mut detected = Vec::new();
+            diff_slice_with(&idx, &new, &mut detected, Kernel::detect()).unwrap();
+            prop_assert_eq!(&detected, &scalar);
+            prop_assert_eq!(apply_slice(&base, &detected, 1 << 24).unwrap(), new);
+        }
+    }
+
+    /// Adversarial: every window of a constant file has the same weak checksum, so every
+    /// offset passes the filter; and a file of period 2 against a base of period 2 shifted by
+    /// one. Both kernels agree.
+    #[test]
+    fn kernels_agree_on_adversarial_files() {
+        let cases: [(Vec<u8>, Vec<u8>); 3] = [
+            (vec![7u8; 5000], vec![7u8; 7777]),
+            (
+                (0..6000).map(|i| (i % 2) as u8).collect(),
+                (1..9001).map(|i| (i % 2) as u8).collect(),
+            ),
+            (
+                (0..6000u32).map(|i| (i * 31 % 7) as u8).collect(),
+                (0..6000u32).map(|i| (i * 31 % 5) as u8).collect(),
+            ),
+        ];
+        for (base, new) in cases {
+            for block in [16u32, 17, 64, 1000] {
+                let sig =
+                    Signature::calculate(&base, SignatureOptions::with_block_size(block)).unwrap();
+                let idx = sig.index();
+                let mut scalar = Vec::new();
+                diff_slice_with(&idx, &new, &mut scalar, Kernel::Scalar).unwrap();
+                let mut detected = Vec::new();
+                diff_slice_with(&idx, &new, &mut detected, Kernel::detect()).unwrap();
+                assert_eq!(detected, scalar, "block {block}");
+                assert_eq!(apply_slice(&base, &detected, 1 << 24).unwrap(), new);
+            }
+        }
     }
 }

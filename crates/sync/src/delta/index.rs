@@ -1,10 +1,13 @@
 //! The signature indexed for lookup by weak checksum.
 //!
 //! Two levels, both sized from the number of blocks:
-//! - a filter of `64 × blocks` bits (at most 4 Mi bits = 512 KiB, so it stays in L2) that answers
+//! - a filter of `64 × blocks` bits (at most 4 Mi bits = 512 KiB, so it stays in L2), in 32-bit
+//!   words (the width of an AVX2 gather lane), that answers
 //!   "can any block have this weak checksum?" without touching the table: one bit per weak
-//!   checksum, picked by a 64-bit Fibonacci hash (word from the top bits, bit from the next 6),
-//!   so a lookup is a multiply, one load and one bit test. An offset where no block starts
+//!   checksum, picked by a 32-bit Fibonacci hash (its top `log2(bits)` bits: word, then the
+//!   bit in it), so a lookup is a multiply, a shift, one load and one bit test. The hash is 32-bit so
+//!   that the diff can compute it for several offsets at once in SIMD lanes (there is no 64-bit
+//!   lane multiply before AVX-512). An offset where no block starts
 //!   passes with probability `blocks / bits`, 1/64 (1.6%) up to 64 Ki blocks (256 MiB at 4 KiB
 //!   blocks). Every pass costs a table probe (likely a cache miss), so this is what keeps the
 //!   diff of unrelated data at the speed of the rolling loop. (A two-bit blocked Bloom filter at
@@ -35,40 +38,55 @@ fn mix(weak: u32) -> u64 {
     u64::from(weak.wrapping_mul(0x9E37_79B1))
 }
 
-/// The 64-bit Fibonacci hash used by the filter: its top 16 bits pick the word (masked to the
-/// filter's length), the 6 bits below them the bit in it.
-#[inline(always)]
-fn filter_hash(weak: u32) -> u64 {
-    u64::from(weak).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-}
+/// The multiplier of the filter's Fibonacci hash (`2^32 / φ`, odd).
+pub(crate) const FILTER_MUL: u32 = 0x9E37_79B1;
 
-/// The bit of its word that `filter_hash` value `h` stands for.
+/// The filter position of weak checksum `weak` in a filter of `2^(32 - shift)` bits: the top
+/// bits of the 32-bit Fibonacci hash. `position >> 5` is the word, `position & 31` the bit.
 #[inline(always)]
-fn filter_bit(h: u64) -> u32 {
-    ((h >> 42) & 63) as u32
-}
-
-/// Which filter word `filter_hash` value `h` falls in.
-#[inline(always)]
-fn filter_word(h: u64, mask: usize) -> usize {
-    (h >> 48) as usize & mask
+pub(crate) fn filter_position(weak: u32, shift: u32) -> u32 {
+    weak.wrapping_mul(FILTER_MUL) >> shift
 }
 
 /// A borrowed view of the index's filter (see the module docs).
 #[derive(Clone, Copy)]
 pub(crate) struct Filter<'f> {
-    words: &'f [u64],
-    /// `words.len() - 1` (the length is a power of two).
-    mask: usize,
+    /// Exactly `2^(32 - shift) / 32` words (checked where a filter is made), so that every
+    /// position's word exists.
+    words: &'f [u32],
+    /// `32 - log2(filter bits)`: how far [`filter_position`] shifts the hash down.
+    pub(crate) shift: u32,
 }
 
-impl Filter<'_> {
+impl<'f> Filter<'f> {
+    /// A filter over `words` (a power of two of them, at least one), for tests of the diff's
+    /// kernels.
+    #[cfg(test)]
+    pub(crate) fn from_words(words: &[u32]) -> Filter<'_> {
+        assert!(words.len().is_power_of_two());
+        Filter {
+            words,
+            shift: 32 - 5 - words.len().trailing_zeros(),
+        }
+    }
+
+    /// The filter's words (`2^(32 - shift) / 32` of them).
+    #[inline(always)]
+    pub(crate) fn words(self) -> &'f [u32] {
+        self.words
+    }
+
     /// Whether some block may have weak checksum `weak` (no false negatives).
     #[inline(always)]
     pub(crate) fn maybe(self, weak: u32) -> bool {
-        let h = filter_hash(weak);
-        match self.words.get(filter_word(h, self.mask)) {
-            Some(word) => (word >> filter_bit(h)) & 1 != 0,
+        self.maybe_at(filter_position(weak, self.shift))
+    }
+
+    /// Whether the filter bit at `position` (from [`filter_position`]) is set.
+    #[inline(always)]
+    pub(crate) fn maybe_at(self, position: u32) -> bool {
+        match self.words.get((position >> 5) as usize) {
+            Some(word) => (word >> (position & 31)) & 1 != 0,
             None => false,
         }
     }
@@ -80,8 +98,8 @@ pub struct IndexedSignature<'a> {
     pub(crate) sig: &'a Signature,
     /// Number of whole blocks (only these are matched while rolling).
     pub(crate) full_blocks: usize,
-    filter: Vec<u64>,
-    filter_mask: usize,
+    filter: Vec<u32>,
+    filter_shift: u32,
     starts: Vec<u32>,
     /// (weak checksum, block number) sorted by bucket.
     entries: Vec<(u32, u32)>,
@@ -105,8 +123,8 @@ impl<'a> IndexedSignature<'a> {
             .next_power_of_two()
             .trailing_zeros())
         .clamp(MIN_FILTER_BITS, MAX_FILTER_BITS);
-        let mut filter = vec![0u64; 1usize << (filter_bits - 6)];
-        let filter_mask = filter.len() - 1;
+        let mut filter = vec![0u32; 1usize << (filter_bits - 5)];
+        let filter_shift = 32 - filter_bits;
 
         let table_bits = full_blocks.max(1).next_power_of_two().trailing_zeros();
         let table_shift = 32 - table_bits;
@@ -141,9 +159,9 @@ impl<'a> IndexedSignature<'a> {
                     if !duplicate && run.len() < MAX_CANDIDATES && in_bucket < MAX_BUCKET {
                         entries.push((w, blk));
                         in_bucket += 1;
-                        let h = filter_hash(w);
-                        if let Some(word) = filter.get_mut(filter_word(h, filter_mask)) {
-                            *word |= 1u64 << filter_bit(h);
+                        let pos = filter_position(w, filter_shift);
+                        if let Some(word) = filter.get_mut((pos >> 5) as usize) {
+                            *word |= 1u32 << (pos & 31);
                         }
                     }
                     j += 1;
@@ -159,7 +177,7 @@ impl<'a> IndexedSignature<'a> {
             sig,
             full_blocks,
             filter,
-            filter_mask,
+            filter_shift,
             starts,
             entries,
             table_shift,
@@ -180,11 +198,10 @@ impl<'a> IndexedSignature<'a> {
     /// The filter alone, as plain locals for the diff's hot loop.
     #[inline(always)]
     pub(crate) fn filter(&self) -> Filter<'_> {
-        // Exactly `mask + 1` words (it is), so that the compiler sees every `x & mask` in bounds.
-        let words = self.filter.get(..=self.filter_mask).unwrap_or(&[0]);
+        // `new` made `2^(32 - filter_shift) / 32` words.
         Filter {
-            words,
-            mask: words.len() - 1,
+            words: &self.filter,
+            shift: self.filter_shift,
         }
     }
 

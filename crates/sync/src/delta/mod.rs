@@ -39,6 +39,7 @@ pub mod format;
 pub mod index;
 mod patch;
 pub mod rollsum;
+mod scan;
 pub mod signature;
 pub mod strong;
 

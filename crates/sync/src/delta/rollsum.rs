@@ -78,6 +78,18 @@ impl Rollsum {
         self
     }
 
+    /// A window state with the given weak checksum. The checksum holds `a` and `b` modulo
+    /// 2^16, and that is all the checksum of this or any later window (after [`Rollsum::roll`])
+    /// depends on, since the low 16 bits of a sum or product depend only on the low 16 bits of
+    /// its operands. So the diff may resume rolling from a checksum alone.
+    #[inline(always)]
+    pub fn from_digest(digest: u32) -> Rollsum {
+        Rollsum {
+            a: digest & 0xffff,
+            b: digest >> 16,
+        }
+    }
+
     /// The weak checksum of the current window.
     #[inline(always)]
     pub fn digest(self) -> u32 {
