@@ -70,14 +70,42 @@ impl AddressMonitor {
                 }
             })
         });
-        // `ip monitor` subscribes before printing anything; give it a moment to do so, so that
-        // a change made right after start is not missed.
-        std::thread::sleep(Duration::from_millis(50));
-        Ok(AddressMonitor {
+        let mut monitor = AddressMonitor {
             child,
             events,
             reader,
-        })
+        };
+        // `ip monitor` prints nothing when it is ready, and a change made before its netlink
+        // socket joined the address groups is lost. A fixed pause is not enough on a loaded
+        // machine (a 50 ms one missed takeovers under load), so wait until the socket is
+        // subscribed, as the kernel reports it.
+        monitor.wait_subscribed(netns, SUBSCRIBE_WITHIN)?;
+        Ok(monitor)
+    }
+
+    /// Waits until the `ip` process holds a NETLINK_ROUTE socket bound to at least one
+    /// multicast group (`/proc/PID/net/netlink`, matched to its descriptors by inode).
+    fn wait_subscribed(&mut self, netns: &str, within: Duration) -> Result<(), Error> {
+        let pid = self.child.id();
+        let deadline = Instant::now() + within;
+        loop {
+            if subscribed(pid) {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(Error::Command {
+                    command: format!("ip -n {netns} -ts monitor address"),
+                    status: status.to_string(),
+                    stderr: String::new(),
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout(format!(
+                    "`ip -n {netns} monitor address` to subscribe"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// Every event seen so far.
@@ -139,6 +167,52 @@ impl Drop for AddressMonitor {
     }
 }
 
+/// How long `ip monitor` may take to subscribe (wide: process start-up on a loaded machine).
+const SUBSCRIBE_WITHIN: Duration = Duration::from_secs(20);
+
+/// Whether process `pid` holds a NETLINK_ROUTE socket subscribed to some multicast group.
+fn subscribed(pid: u32) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    let inodes: Vec<String> = fds
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|l| {
+            l.to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')
+                .map(str::to_string)
+        })
+        .collect();
+    let Ok(table) = std::fs::read_to_string(format!("/proc/{pid}/net/netlink")) else {
+        return false;
+    };
+    subscribed_in(&table, &inodes)
+}
+
+/// Whether a row of a `/proc/net/netlink` table is a NETLINK_ROUTE (protocol 0) socket with a
+/// non-zero group mask whose inode is one of `inodes`.
+fn subscribed_in(table: &str, inodes: &[String]) -> bool {
+    let mut lines = table.lines();
+    let Some(header) = lines.next() else {
+        return false;
+    };
+    let column = |name: &str| header.split_whitespace().position(|h| h == name);
+    let (Some(eth), Some(groups), Some(inode)) = (column("Eth"), column("Groups"), column("Inode"))
+    else {
+        return false;
+    };
+    lines.any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.get(eth) == Some(&"0")
+            && f.get(groups)
+                .and_then(|g| u32::from_str_radix(g, 16).ok())
+                .is_some_and(|g| g != 0)
+            && f.get(inode).is_some_and(|i| inodes.iter().any(|x| x == i))
+    })
+}
+
 /// Parses `[STAMP] [Deleted ]IDX: IFNAME    inet ADDR/PLEN ...`.
 fn parse_line(line: &str, at: Instant) -> Option<AddressEvent> {
     let line = line.trim();
@@ -194,5 +268,19 @@ mod tests {
         assert!(!d.added);
         assert_eq!(d.address, "fd99::100");
         assert!(parse_line("       valid_lft forever preferred_lft forever", now).is_none());
+    }
+
+    #[test]
+    fn subscription_is_read_from_the_netlink_table() {
+        let table = "sk               Eth Pid        Groups   Rmem     Wmem     Dump  Locks    Drops    Inode\n\
+            00000000dbf260e5 0   20726      00000110 0        0        0     2        0        1059654 \n\
+            000000009726e4f9 0   2655730887 00000000 0        0        0     2        0        1059655 \n\
+            0000000015855a8f 4   0          00000011 0        0        0     2        0        1059646 \n";
+        let ours = |i: &[&str]| i.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(subscribed_in(table, &ours(&["1059654", "1059655"])));
+        // Unsubscribed route socket, and a subscribed socket of another protocol: not yet.
+        assert!(!subscribed_in(table, &ours(&["1059655"])));
+        assert!(!subscribed_in(table, &ours(&["1059646"])));
+        assert!(!subscribed_in("", &ours(&["1059654"])));
     }
 }

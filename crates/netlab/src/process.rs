@@ -151,9 +151,10 @@ impl Drop for Process {
                 let _ = self.child.wait();
             }
         }
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
+        // The reader threads are detached, not joined: a grandchild that inherited the pipes
+        // (a shell's child, say) can hold them open long after the process itself is gone, and
+        // drop must not wait for it. The readers end when the last writer closes the pipe.
+        self.readers.clear();
     }
 }
 

@@ -48,7 +48,13 @@ fn members_reach_each_other_and_cleanup_removes_everything() {
         let mut p = lab
             .spawn(
                 &a,
-                &["sh", "-c", "echo hello; ip -o link show eth0; sleep 30"],
+                // `exec`: the signal below must reach the sleeping process itself, not a shell
+                // that would leave an orphaned `sleep` behind.
+                &[
+                    "sh",
+                    "-c",
+                    "echo hello; ip -o link show eth0; exec sleep 30",
+                ],
             )
             .expect("spawn");
         p.wait_for_output("hello", Duration::from_secs(5))
