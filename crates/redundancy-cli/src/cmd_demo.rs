@@ -211,11 +211,14 @@ fn demo(exe: &str, quiet: bool) -> Result<(), String> {
 
     // Election.
     a.start(&lab, exe)?;
-    if !wait(Duration::from_secs(10), || a.state() == "operational") {
+    if !wait(Duration::from_secs(20), || a.state() == "operational") {
         return Err(format!("node-a did not become operational: {}", a.log()));
     }
     b.start(&lab, exe)?;
-    std::thread::sleep(Duration::from_millis(500));
+    // Wait for the condition, never for a time: a loaded machine may be slow to settle.
+    if !wait(Duration::from_secs(15), || b.state() == "standby") {
+        return Err(format!("node-b did not become standby: {}", b.log()));
+    }
     say(format!(
         "2. election: node-a (priority 200) is {}, node-b (priority 100) is {}; {VIP} on node-a: {}",
         a.state(),
@@ -237,7 +240,7 @@ fn demo(exe: &str, quiet: bool) -> Result<(), String> {
                     .any(|y| y.name == x.name && y.generation == x.generation)
         })
     };
-    if !wait(Duration::from_secs(20), || synced(&a, &b)) {
+    if !wait(Duration::from_secs(40), || synced(&a, &b)) {
         return Err(format!("first sync did not finish: {}", b.log()));
     }
     let sb = b.status().ok_or("node-b gave no status")?;
@@ -263,7 +266,7 @@ fn demo(exe: &str, quiet: bool) -> Result<(), String> {
     )
     .map_err(io)?;
     let t = Instant::now();
-    if !wait(Duration::from_secs(10), || {
+    if !wait(Duration::from_secs(20), || {
         b.data("voice").join("mailbox/100/msg2.wav").exists()
     }) {
         return Err("the new voice message did not reach node-b".into());
@@ -282,7 +285,11 @@ fn demo(exe: &str, quiet: bool) -> Result<(), String> {
         .wait_for_address(VIP, true, cut, Duration::from_secs(10))
         .ok_or_else(|| format!("node-b did not take over: {}", b.log()))?;
     let took = ev.at.saturating_duration_since(cut);
-    let reach = lab.succeeds(&client, &["ping", "-c", "1", "-W", "2", VIP]);
+    // The client's neighbour entry follows node-b's gratuitous ARP; a few tries on a slow
+    // machine.
+    let reach = wait(Duration::from_secs(10), || {
+        lab.succeeds(&client, &["ping", "-c", "1", "-W", "1", VIP])
+    });
     say(format!(
         "5. node-a's switch port cut: {VIP} on node-b after {:.0} ms (bound: Master_Down_Interval ~361 ms after the last advert, 100 ms adverts); client reaches {VIP}: {reach}",
         took.as_secs_f64() * 1000.0
@@ -304,7 +311,7 @@ fn demo(exe: &str, quiet: bool) -> Result<(), String> {
     a.stop();
     lab.set_port(&ma, true).map_err(e)?;
     a.start(&lab, exe)?;
-    if !wait(Duration::from_secs(20), || {
+    if !wait(Duration::from_secs(40), || {
         // node-b must see node-a as an up standby too (its heartbeats), or a swap asked of
         // node-b has no one to hand over to.
         a.state() == "standby"
@@ -348,16 +355,21 @@ fn demo(exe: &str, quiet: bool) -> Result<(), String> {
         Duration::from_secs(5),
     )
     .map_err(|x| x.to_string())?;
-    std::thread::sleep(Duration::from_millis(1200));
-    let line = a
-        .status()
-        .map(|s| s.to_text())
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.contains("backup node-b"))
-        .unwrap_or("")
-        .trim()
-        .to_string();
+    // node-a learns the mode from node-b's next heartbeats.
+    let backup_line = |a: &DemoNode| {
+        a.status()
+            .map(|s| s.to_text())
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.contains("backup node-b"))
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    wait(Duration::from_secs(10), || {
+        backup_line(&a).contains("(Passive mode)")
+    });
+    let line = backup_line(&a);
     say(format!("8. {}: node-a reports \"{line}\"; a passive standby neither syncs nor takes over (firmware upgrade)", r.message));
     b.stop();
     a.stop();

@@ -783,8 +783,11 @@ fn pair_sighup_reloads_what_it_can_and_reports_the_rest() {
     // every advert (100 ms) and is never older than a few intervals on a live pair.
     let seen = |n: &Node| n.status().unwrap()["instances"][0]["last_advert_seen"].as_f64();
     let first = seen(&r.b).expect("b has seen adverts");
-    std::thread::sleep(Duration::from_millis(400));
-    let second = seen(&r.b).unwrap();
+    let mut second = first;
+    wait_for("a later advert", Duration::from_secs(10), || {
+        second = seen(&r.b).unwrap_or(first);
+        second > first
+    });
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

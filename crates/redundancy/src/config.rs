@@ -999,6 +999,27 @@ standby_address = "10.99.0.2"
         assert_eq!(c.sets.len(), 3);
         assert_eq!(c.hooks.operational, vec!["systemctl start pbx".to_string()]);
         assert_eq!(c.admin_forward.unwrap().listen_port, 8765);
+        assert_eq!(c.preempt_hold_max, Duration::from_secs(180));
+    }
+
+    #[test]
+    fn preempt_hold_max_defaults_to_three_intervals_and_is_bounded() {
+        // The sample without the key: state every 10 s, voice every 60 s -> 3 x 60 s.
+        let text =
+            include_str!("../../../examples/pair.toml").replace("preempt_hold_max = \"3m\"", "");
+        let c = Config::from_toml("pair.toml", &text).unwrap();
+        assert_eq!(c.preempt_hold_max, Duration::from_secs(180));
+        // Fast sets: never below the floor.
+        let fast = text.replace("interval = \"60s\"", "interval = \"1s\"");
+        let fast = fast.replace("interval = \"10s\"", "interval = \"1s\"");
+        let c = Config::from_toml("pair.toml", &fast).unwrap();
+        assert_eq!(c.preempt_hold_max, DEFAULT_PREEMPT_HOLD_MIN);
+        let long = include_str!("../../../examples/pair.toml")
+            .replace("preempt_hold_max = \"3m\"", "preempt_hold_max = \"25h\"");
+        assert_eq!(
+            err_of(&long),
+            "pair.toml: sync.preempt_hold_max: must be at most 24h"
+        );
     }
 
     #[test]

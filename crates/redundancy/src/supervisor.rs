@@ -1666,6 +1666,12 @@ impl Sup {
                         "swapped: {to} is operational, this node is standby ({} mode)",
                         self.mode
                     )))
+                } else if self.peers.get(to).is_none_or(|p| !p.up()) {
+                    // Gone (link cut, stopped): waiting for it would only delay a shutdown by
+                    // SWAP_TIMEOUT; this node stays master until then or stops now.
+                    Some(Response::err(format!(
+                        "swap: {to} went out of sight (no heartbeat for {PEER_TIMEOUT:?})"
+                    )))
                 } else if Instant::now() > *deadline {
                     Some(Response::err(format!(
                         "swap: {to} did not take over in time"
