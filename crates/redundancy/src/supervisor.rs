@@ -464,6 +464,7 @@ fn pull_round(
         limits: Default::default(),
         io_timeout: Duration::from_secs(10),
         use_delta: true,
+        transport: Default::default(),
     };
     pull_once(st, &cfg).map_err(|e| e.to_string())
 }
@@ -1141,6 +1142,7 @@ impl Sup {
             sets,
             max_connections: 16,
             io_timeout: Duration::from_secs(30),
+            transport: Default::default(),
         });
         // Retry a little: the previous listener's thread may still hold the port.
         let mut last = None;
