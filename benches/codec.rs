@@ -10,11 +10,28 @@
 //! The baseline handles VRRPv2 only, so the v3/IPv6 rows have no baseline.
 //!
 //! Run: `cargo bench -p pbx-redundancy --bench codec`.
+//!
+//! Instruction counts (exact on a loaded machine, where times are not): with `CODEC_COUNT` set
+//! to a criterion id, e.g. `parse_validate/v2_1addr/wire_validate`, the binary runs only that
+//! routine, `CODEC_COUNT_ITERS` times (default 10000), each call through the one out-of-line
+//! function `counted`; callgrind's total with collection toggled on that function, divided by
+//! the iterations, is the cost of one call (the call itself included, the same for both sides):
+//!
+//! ```text
+//! cargo bench -p pbx-redundancy --bench codec --no-run   # prints the binary's path
+//! CODEC_COUNT=parse_validate/v2_1addr/wire_validate valgrind --tool=callgrind \
+//!     --toggle-collect='*counted*' --callgrind-out-file=/tmp/cg target/release/deps/codec-HASH
+//! callgrind_annotate /tmp/cg | grep 'PROGRAM TOTALS'      # Ir / 10000 = per call
+//! ```
+//!
+//! Both sides get their inputs the same way: the message (or buffer and addresses) through
+//! `black_box`, and ours its socket metadata by reference through `black_box` as
+//! `wire::validate` takes it.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use vrrp::wire::{
     parse_ip_packet, validate, Addresses, Advertisement, Auth, ChecksumForm, IpMeta, Version,
 };
@@ -219,5 +236,121 @@ fn emit_checksum(c: &mut Criterion) {
     group.finish();
 }
 
+/// One call of the routine being counted; out of line so that callgrind can collect it alone.
+#[inline(never)]
+fn counted<R>(routine: &mut impl FnMut() -> R) -> R {
+    routine()
+}
+
+/// Runs `routine` `iters` times through [`counted`].
+fn repeat<R>(iters: u64, mut routine: impl FnMut() -> R) {
+    for _ in 0..iters {
+        black_box(counted(&mut routine));
+    }
+}
+
+/// The `CODEC_COUNT` mode: the routine of one criterion id, each call as criterion's closure
+/// makes it. Returns false for an unknown id.
+fn count(id: &str, iters: u64) -> bool {
+    let mut buf = [0u8; 8 + 255 * 16];
+    let v4 = |n: u8| {
+        let addresses = v4_addresses(n);
+        let message = v2(&addresses)
+            .to_bytes(ChecksumForm::V2, SRC4, GROUP4)
+            .unwrap()
+            .to_vec();
+        (addresses, message)
+    };
+    let meta4 = IpMeta {
+        src: SRC4,
+        dst: GROUP4,
+        ttl: 255,
+    };
+    let meta6 = IpMeta {
+        src: SRC6,
+        dst: GROUP6,
+        ttl: 255,
+    };
+    let addresses6 = v6_addresses(8);
+    let message6 = v3_6(&addresses6)
+        .to_bytes(ChecksumForm::PseudoHeader, SRC6, GROUP6)
+        .unwrap()
+        .to_vec();
+    let n = if id.contains("_8addr/") { 8 } else { 1 };
+    let (addresses, message) = v4(n);
+    let packet = ipv4_packet(&message);
+    let packet6 = ipv6_packet(&message6);
+    let advert = v2(&addresses);
+    let advert6 = v3_6(&addresses6);
+    match id
+        .split_once('/')
+        .map(|(g, rest)| (g, rest.split_once('/')))
+    {
+        Some(("parse_validate", Some(("v2_1addr" | "v2_8addr", imp)))) => match imp {
+            "wire_validate" => repeat(iters, || {
+                validate(black_box(&message), black_box(&meta4)).map(|r| r.advert.priority)
+            }),
+            "wire_parse_ip_packet" => repeat(iters, || {
+                parse_ip_packet(black_box(&packet)).map(|r| r.advert.priority)
+            }),
+            "vrrp_packet" => repeat(iters, || {
+                baseline_validate(black_box(&message), black_box(255))
+            }),
+            _ => return false,
+        },
+        Some(("parse_validate", Some(("v3_ipv6_8addr", imp)))) => match imp {
+            "wire_validate" => repeat(iters, || {
+                validate(black_box(&message6), black_box(&meta6)).map(|r| r.advert.priority)
+            }),
+            "wire_parse_ip_packet" => repeat(iters, || {
+                parse_ip_packet(black_box(&packet6)).map(|r| r.advert.priority)
+            }),
+            _ => return false,
+        },
+        Some(("emit_checksum", Some(("v2_1addr" | "v2_8addr", imp)))) => match imp {
+            "wire_emit" => repeat(iters, || {
+                black_box(&advert).emit(
+                    black_box(&mut buf),
+                    ChecksumForm::V2,
+                    black_box(SRC4),
+                    black_box(GROUP4),
+                )
+            }),
+            "vrrp_packet" => repeat(iters, || {
+                baseline_emit(black_box(&mut buf), black_box(&addresses))
+            }),
+            _ => return false,
+        },
+        Some(("emit_checksum", Some(("v3_ipv6_8addr", "wire_emit")))) => repeat(iters, || {
+            black_box(&advert6).emit(
+                black_box(&mut buf),
+                ChecksumForm::PseudoHeader,
+                black_box(SRC6),
+                black_box(GROUP6),
+            )
+        }),
+        _ => return false,
+    }
+    true
+}
+
 criterion_group!(benches, parse_validate, emit_checksum);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(id) = std::env::var("CODEC_COUNT") {
+        let iters = std::env::var("CODEC_COUNT_ITERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000);
+        if !count(&id, iters) {
+            eprintln!(
+                "CODEC_COUNT: no routine {id:?} (e.g. parse_validate/v2_1addr/wire_validate)"
+            );
+            std::process::exit(2);
+        }
+        println!("{id}: {iters} calls through `counted`");
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
