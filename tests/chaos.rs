@@ -23,6 +23,12 @@
 //!   one of them (a new operational node's tree too).
 //! * Planned swaps and SIGTERM handovers lose nothing: the writer pauses, and the new master's
 //!   tree must be the last generation written on the old one.
+//! * No rollback at any handover (planned or not, a failback included): the new operational
+//!   node must hold every acknowledged write, i.e. every write up to the last generation a
+//!   standby was seen holding after pulling it, and, when the old operational node is still
+//!   running and reachable, every write made on it at least `ACK_AGE` (2 s, four pull rounds)
+//!   earlier. Writes nobody pulled before their node was killed or cut off are lost with it:
+//!   logged and counted, not a violation.
 //! * After every fault the pair converges: one operational node, every running active standby
 //!   holding the master's generations.
 //!
@@ -226,7 +232,19 @@ type Files = Vec<(String, u64)>;
 struct Record {
     gens: HashMap<u64, (u64, usize, Files)>,
     seq: u64,
+    /// Every write: (sequence number, node written on, when).
+    writes: Vec<(u64, usize, Instant)>,
+    /// The highest sequence number acknowledged by a pull: a standby was seen holding a
+    /// generation written on another node. Every later operational node must hold it or a
+    /// later one (no rollback).
+    acked: u64,
 }
+
+/// A write on a node that stays running and reachable is acknowledged once it is this old at
+/// a handover: an active standby pulls every `STATE_INTERVAL` (500 ms) and a returning
+/// primary holds preemption until it has pulled, so only writes made during the last pull
+/// round before the switch may be missing.
+const ACK_AGE: Duration = Duration::from_secs(2);
 
 #[derive(Default)]
 struct Counters {
@@ -234,11 +252,22 @@ struct Counters {
     checks: u64,
     unsynced_reads: u64,
     target_switches: u64,
+    /// Handovers checked for rollback.
+    rollback_checks: u64,
+    /// Handovers that lost writes nobody had pulled (their node killed or cut off): excused.
+    unacked_losses: u64,
+    /// Writes lost that way.
+    unacked_writes_lost: u64,
+    /// Writes made during the last pull round before a handover from a reachable node and
+    /// not carried over (not acknowledged yet: reported, not a violation).
+    window_writes_lost: u64,
 }
 
 struct Shared {
     nodes: Vec<NodeInfo>,
     alive: Vec<AtomicBool>,
+    /// False while the node's switch port is down or it is partitioned.
+    reachable: Vec<AtomicBool>,
     status: Mutex<Vec<Option<Status>>>,
     record: Mutex<Record>,
     /// The node the writer writes to.
@@ -308,8 +337,79 @@ impl Shared {
         let mut r = lock(&self.record);
         r.seq += 1;
         let seq = r.seq;
+        r.writes.push((seq, node, Instant::now()));
         r.gens.entry(fp).or_insert((seq, node, files));
         seq
+    }
+
+    /// The checker saw standby `n` holding generation `fp`: when it was written on another
+    /// node, it was pulled, and everything up to it is acknowledged.
+    fn saw_on_standby(&self, n: usize, fp: u64) {
+        let mut r = lock(&self.record);
+        if let Some(&(seq, written_on, _)) = r.gens.get(&fp) {
+            if written_on != n && seq > r.acked {
+                r.acked = seq;
+            }
+        }
+    }
+
+    /// The writer moves from `old` to the new operational node `new`, which holds generation
+    /// `fp`: no acknowledged write may be missing (a rollback). Acknowledged: pulled by a
+    /// standby (`Record::acked`), or, when `old` is still running and reachable, written on it
+    /// at least `ACK_AGE` before now. Writes only `old` held are excused when `old` was
+    /// killed or cut off before anyone pulled them (logged), or when they are younger than
+    /// `ACK_AGE` (counted).
+    fn check_rollback(&self, old: usize, new: usize, fp: u64) {
+        let now = Instant::now();
+        let old_up =
+            self.alive[old].load(Ordering::SeqCst) && self.reachable[old].load(Ordering::SeqCst);
+        let (held, acked, settled, last_on_old, lost) = {
+            let r = lock(&self.record);
+            let Some(&(held, _, _)) = r.gens.get(&fp) else {
+                // Never recorded: the writer reports that as its own violation.
+                return;
+            };
+            let on_old = r.writes.iter().filter(|w| w.1 == old);
+            let settled = on_old
+                .clone()
+                .filter(|w| now.duration_since(w.2) >= ACK_AGE)
+                .map(|w| w.0)
+                .max()
+                .unwrap_or(0);
+            let last_on_old = on_old.clone().map(|w| w.0).max().unwrap_or(0);
+            let lost = on_old.filter(|w| w.0 > held).count() as u64;
+            (held, r.acked, settled, last_on_old, lost)
+        };
+        lock(&self.counters).rollback_checks += 1;
+        let (from, to) = (&self.nodes[old].id, &self.nodes[new].id);
+        if held < acked {
+            self.violation(format!(
+                "rollback: {to} became operational on write #{held}, but write #{acked} had                  been pulled by a standby (old operational node {from})"
+            ));
+        } else if old_up && held < settled {
+            self.violation(format!(
+                "rollback: {to} became operational on write #{held} while {from}, still running                  and reachable, had held write #{settled} for over {ACK_AGE:?}"
+            ));
+        } else if lost > 0 && !old_up {
+            let mut c = lock(&self.counters);
+            c.unacked_losses += 1;
+            c.unacked_writes_lost += lost;
+            drop(c);
+            eprintln!(
+                "chaos: {from} {} before any standby pulled its writes #{}..=#{last_on_old}                  ({lost} writes): lost with it, not a violation ({to} holds #{held})",
+                if self.alive[old].load(Ordering::SeqCst) {
+                    "was cut off"
+                } else {
+                    "was killed or stopped"
+                },
+                held + 1
+            );
+        } else if lost > 0 {
+            lock(&self.counters).window_writes_lost += lost;
+            eprintln!(
+                "chaos: {lost} writes on {from} younger than {ACK_AGE:?} (up to #{last_on_old})                  not carried over to {to} (holds #{held})"
+            );
+        }
     }
 
     /// For a violation: how `files` differs from the closest recorded generation.
@@ -397,13 +497,17 @@ fn writer(sh: Arc<Shared>, seed: u64) {
             },
         };
         if *target != Some(t) {
-            *target = Some(t);
+            let old = target.replace(t);
             drop(target);
             lock(&sh.counters).target_switches += 1;
             // The new operational node starts on what it held: it must be a generation that
-            // existed on a master (or the seed).
+            // existed on a master (or the seed), and no later acknowledged one.
             match fingerprint_node(&sh, t) {
-                Some((fp, _)) if sh.is_recorded(fp) => {}
+                Some((fp, _)) if sh.is_recorded(fp) => {
+                    if let Some(old) = old {
+                        sh.check_rollback(old, t, fp);
+                    }
+                }
                 Some((fp, files)) => {
                     sh.violation(format!(
                         "{} became operational holding a tree that never existed on a master \
@@ -488,6 +592,7 @@ fn checker(sh: Arc<Shared>) {
             match fingerprint_node(&sh, n) {
                 Some((fp, files)) => {
                     lock(&sh.counters).checks += 1;
+                    sh.saw_on_standby(n, fp);
                     if !sh.is_recorded(fp) {
                         pending.push((Instant::now(), n, fp, files, dir.unwrap_or_default()));
                     }
@@ -636,6 +741,7 @@ impl Rig {
         }
         let sh = Arc::new(Shared {
             alive: (0..count).map(|_| AtomicBool::new(false)).collect(),
+            reachable: (0..count).map(|_| AtomicBool::new(true)).collect(),
             nodes: infos,
             status: Mutex::new(vec![None; count]),
             record: Mutex::default(),
@@ -804,17 +910,26 @@ impl Rig {
     /// The change is recorded when the command has returned: on a loaded machine starting
     /// `ip` takes tens of milliseconds, which would otherwise count into the windows.
     fn set_port(&self, n: usize, up: bool) -> Result<(), String> {
+        if !up {
+            self.sh.reachable[n].store(false, Ordering::SeqCst);
+        }
         let r = self
             .lab
             .set_port(&self.nodes[n].member, up)
             .map_err(|e| e.to_string());
         self.sh.event(n, Change::Port(up));
+        if up {
+            self.sh.reachable[n].store(true, Ordering::SeqCst);
+        }
         r
     }
 
     /// Recorded once both directions are cut (or both are open again).
     fn set_partitioned(&self, n: usize, cut: bool) -> Result<(), String> {
         let port = self.nodes[n].member.port.as_str();
+        if cut {
+            self.sh.reachable[n].store(false, Ordering::SeqCst);
+        }
         for dir in ["ingress", "egress"] {
             if cut {
                 tc(
@@ -847,6 +962,9 @@ impl Rig {
             }
         }
         self.sh.event(n, Change::Partitioned(cut));
+        if !cut {
+            self.sh.reachable[n].store(true, Ordering::SeqCst);
+        }
         Ok(())
     }
 
@@ -1426,6 +1544,16 @@ fn chaos_pair_keeps_one_owner_and_whole_generations() {
         "data: {} writer operations, {gens} distinct generations, {} standby checks, {} reads \
          before a first sync, {} operational-node switches",
         c.ops, c.checks, c.unsynced_reads, c.target_switches
+    );
+    println!(
+        "rollback: {} handovers checked, last acknowledged write #{}; excused (node killed or \
+         cut off before a pull): {} handovers, {} writes; younger than {ACK_AGE:?} at a \
+         handover from a reachable node: {} writes",
+        c.rollback_checks,
+        lock(&rig.sh.record).acked,
+        c.unacked_losses,
+        c.unacked_writes_lost,
+        c.window_writes_lost
     );
     println!(
         "planned: {} swaps, {} SIGTERM handovers, losses: {}",
