@@ -2,7 +2,9 @@
 //! delta (rsync technical report, section 3).
 //!
 //! Per byte offset the cost is one roll of the weak checksum and one bit test in the index's
-//! cache-resident filter; only filter hits touch the table and compute a strong hash. After a
+//! filter, done for eight offsets at a time where the CPU has AVX2 ([`super::scan`]); the
+//! filter's candidates of a run of up to 4096 windows are then tried in order, and only they
+//! touch the table and compute a strong hash. After a
 //! match the next window is the next base block in most real edits, so the diff first checks
 //! the strong hash of the following window against block `i + 1` directly, skipping the roll
 //! and the table: unchanged regions cost one XXH3 pass.
