@@ -8,13 +8,19 @@ mod node_support;
 
 use std::time::{Duration, Instant};
 
-use node_support::{eventually, instance, master_down, skew, start_in, state, wait_state};
-use vrrp::router::State;
+use node_support::{
+    eventually, instance, master_down, skew, start_in, state, wait_state, wait_transition,
+};
+use vrrp::router::{Reason, State};
 
 const VIP: &str = "10.99.0.100";
-const LONG: Duration = Duration::from_secs(5);
-/// Slack for real timers on a loaded 2-core machine.
-const MARGIN: Duration = Duration::from_millis(250);
+const LONG: Duration = Duration::from_secs(10);
+/// Slack for real timers on a loaded 2-core machine (CI is noisy: runtime threads, `ip`
+/// processes and the monitor can each wait for a CPU). Timing is proven on the simulated clock
+/// (election_scenarios) and measured by the failover benchmark; here the transition's reason
+/// proves which timer fired, and the bound only catches a timer gone wrong by seconds (say, an
+/// interval read as seconds: 3.6 s).
+const MARGIN: Duration = Duration::from_millis(2000);
 
 #[test]
 fn two_nodes_failover_preempt_and_shutdown_handover() {
@@ -62,7 +68,12 @@ fn two_nodes_failover_preempt_and_shutdown_handover() {
     let took = added.at.duration_since(t0);
     let bound = master_down(100, interval) + MARGIN;
     assert!(took <= bound, "takeover after {took:?}, bound {bound:?}");
-    assert!(wait_state(&node_b, 0, State::Master, LONG).is_some());
+    let (_, why) = wait_transition(&node_b, 0, State::Master, t0, LONG).expect("b becomes master");
+    assert_eq!(
+        why,
+        Reason::MasterDown,
+        "silence, not anything else, made b master"
+    );
     // a lost its carrier: Fault, and it released the VIP.
     assert!(eventually(LONG, || state(&node_a, 0) == Some(State::Fault)));
     assert!(!lab.has_address(&a, VIP).expect("addr a"));
@@ -97,6 +108,10 @@ fn two_nodes_failover_preempt_and_shutdown_handover() {
     let took = added.at.duration_since(t0);
     let bound = skew(100, interval) + MARGIN;
     assert!(took <= bound, "handover after {took:?}, bound {bound:?}");
+    // The priority-0 advert, not Master_Down_Interval of silence, made b master (RFC 5798
+    // 6.4.2: Master_Down_Timer set to Skew_Time).
+    let (_, why) = wait_transition(&node_b, 0, State::Master, t0, LONG).expect("b becomes master");
+    assert_eq!(why, Reason::MasterReleased, "b took over on a's priority 0");
     assert!(
         !lab.has_address(&a, VIP).expect("addr"),
         "a released the VIP"

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use vrrp::linux::runtime::{Event, InstanceConfig, Node, Options};
 use vrrp::linux::VirtualAddress;
-use vrrp::router::State;
+use vrrp::router::{Reason, State};
 use vrrp::wire::Version;
 
 /// Starts a node inside the namespace: the sockets and the runtime thread live there.
@@ -32,6 +32,35 @@ pub fn instance(vrid: u8, priority: u8, interval_ms: u64, vips: &[&str]) -> Inst
     c.router.version = Version::V3;
     c.router.advertisement_interval = Duration::from_millis(interval_ms);
     c
+}
+
+/// Waits for the event of instance `idx` entering `state` at or after `since`; returns when it
+/// happened and why.
+/// Unlike [`wait_state`] it never answers from the status snapshot: the caller wants the
+/// transition's reason (RFC 5798 section 6.4), e.g. `MasterReleased` after a priority-0 advert
+/// versus `MasterDown` after silence. Events before it are consumed.
+pub fn wait_transition(
+    node: &Node,
+    idx: usize,
+    state: State,
+    since: Instant,
+    timeout: Duration,
+) -> Option<(Instant, Reason)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match node.events().recv_timeout(left) {
+            Ok(Event::StateChanged {
+                instance,
+                to,
+                at,
+                reason,
+                ..
+            }) if instance == idx && to == state && at >= since => return Some((at, reason)),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
 }
 
 /// Waits until instance `idx` of the node enters `state`; returns when (per the event).
