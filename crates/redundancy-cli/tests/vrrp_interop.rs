@@ -67,14 +67,17 @@ fn cli_nodes_hand_over_on_sigterm_and_log_transitions() {
     let e = mon
         .wait_for_address("10.99.0.100", true, t0, LONG)
         .expect("b takes the VIP");
-    // Skew_Time at 100 ms for priority 100 is 61 ms; allow for process exit and a busy box.
+    // Skew_Time at 100 ms for priority 100 is 61 ms. The logged reason proves the priority-0
+    // advert made b master (RFC 5798 6.4.2), not Master_Down_Interval (361 ms) of silence; the
+    // wall-clock bound is wide (process exit, `ip monitor` and a loaded CI box all add to it)
+    // and only catches a handover gone wrong by seconds. The speed is the benchmark's job.
     assert!(
-        e.at.duration_since(t0) < Duration::from_millis(600),
+        e.at.duration_since(t0) < Duration::from_secs(3),
         "handover took {:?}",
         e.at.duration_since(t0)
     );
-    pb.wait_for_output("backup -> master", LONG)
-        .expect("b logs master");
+    pb.wait_for_output("backup -> master: master sent priority 0", LONG)
+        .expect("b logs master, taken over on a's priority 0");
     assert!(
         pa.output_text().contains("master -> initialize") || pa.output_text().contains("master ->")
     );
