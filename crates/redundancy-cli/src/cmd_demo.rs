@@ -253,6 +253,15 @@ fn demo(exe: &str, quiet: bool) -> Result<(), String> {
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    // node-a learns what node-b holds from its next heartbeat.
+    let a_sees_b_in_sync = |a: &DemoNode| {
+        a.status().is_some_and(|s| {
+            s.standbys
+                .iter()
+                .any(|b| b.node_id == "node-b" && b.in_sync)
+        })
+    };
+    wait(Duration::from_secs(10), || a_sees_b_in_sync(&a));
     if let Some(sa) = a.status() {
         for line in sa.to_text().lines().filter(|l| l.contains("backup ")) {
             detail(format!("node-a status:{line}"));
