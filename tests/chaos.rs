@@ -363,7 +363,7 @@ impl Shared {
         let now = Instant::now();
         let old_up =
             self.alive[old].load(Ordering::SeqCst) && self.reachable[old].load(Ordering::SeqCst);
-        let (held, acked, settled, last_on_old, lost) = {
+        let (held, acked, settled, last_on_old, lost, oldest) = {
             let r = lock(&self.record);
             let Some(&(held, _, _)) = r.gens.get(&fp) else {
                 // Never recorded: the writer reports that as its own violation.
@@ -377,18 +377,28 @@ impl Shared {
                 .max()
                 .unwrap_or(0);
             let last_on_old = on_old.clone().map(|w| w.0).max().unwrap_or(0);
-            let lost = on_old.filter(|w| w.0 > held).count() as u64;
-            (held, r.acked, settled, last_on_old, lost)
+            let lost_writes: Vec<Instant> = on_old.filter(|w| w.0 > held).map(|w| w.2).collect();
+            let oldest = lost_writes.iter().min().map(|t| now.duration_since(*t));
+            (
+                held,
+                r.acked,
+                settled,
+                last_on_old,
+                lost_writes.len() as u64,
+                oldest,
+            )
         };
         lock(&self.counters).rollback_checks += 1;
         let (from, to) = (&self.nodes[old].id, &self.nodes[new].id);
         if held < acked {
             self.violation(format!(
-                "rollback: {to} became operational on write #{held}, but write #{acked} had                  been pulled by a standby (old operational node {from})"
+                "rollback: {to} became operational on write #{held}, but write #{acked} had \
+                 been pulled by a standby (old operational node {from})"
             ));
         } else if old_up && held < settled {
             self.violation(format!(
-                "rollback: {to} became operational on write #{held} while {from}, still running                  and reachable, had held write #{settled} for over {ACK_AGE:?}"
+                "rollback: {to} became operational on write #{held} while {from}, still running \
+                 and reachable, had held write #{settled} for over {ACK_AGE:?}"
             ));
         } else if lost > 0 && !old_up {
             let mut c = lock(&self.counters);
@@ -396,7 +406,8 @@ impl Shared {
             c.unacked_writes_lost += lost;
             drop(c);
             eprintln!(
-                "chaos: {from} {} before any standby pulled its writes #{}..=#{last_on_old}                  ({lost} writes): lost with it, not a violation ({to} holds #{held})",
+                "chaos: {from} {} before any standby pulled its writes #{}..=#{last_on_old} \
+                 ({lost} writes): lost with it, not a violation ({to} holds #{held})",
                 if self.alive[old].load(Ordering::SeqCst) {
                     "was cut off"
                 } else {
@@ -407,7 +418,9 @@ impl Shared {
         } else if lost > 0 {
             lock(&self.counters).window_writes_lost += lost;
             eprintln!(
-                "chaos: {lost} writes on {from} younger than {ACK_AGE:?} (up to #{last_on_old})                  not carried over to {to} (holds #{held})"
+                "chaos: {lost} writes on {from} younger than {ACK_AGE:?} (up to #{last_on_old}, \
+                 the oldest made {} before the switch) not carried over to {to} (holds #{held})",
+                oldest.map_or("-".into(), fmt_ms)
             );
         }
     }
