@@ -1177,6 +1177,7 @@ fn pair_returning_primary_pulls_before_it_preempts_and_nothing_is_lost() {
     // over after Master_Down_Interval (about 320 ms at 100 ms adverts), before it even heard
     // b's first heartbeat (500 ms), on its old generation.
     r.lab.set_port(&r.a.member, true).unwrap();
+    let t0 = Instant::now();
     r.start('a');
     assert!(
         wait_for("a operational again", Duration::from_secs(40), || r
@@ -1204,6 +1205,14 @@ fn pair_returning_primary_pulls_before_it_preempts_and_nothing_is_lost() {
         "{la}"
     );
     assert!(!la.contains("EXPIRED"), "{la}");
+    let hold_line = la
+        .get(released..)
+        .and_then(|t| t.lines().next())
+        .unwrap_or("");
+    eprintln!(
+        "failback: a operational {:.2} s after its start (seen by status polling); {hold_line}",
+        t0.elapsed().as_secs_f64()
+    );
     // Its applications started on the data written on b (the operational hook lists it).
     assert!(
         wait_for("operational hook on a", Duration::from_secs(10), || {
