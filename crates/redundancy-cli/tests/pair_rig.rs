@@ -952,6 +952,39 @@ fn pair_sighup_reloads_what_it_can_and_reports_the_rest() {
         r.b.log()
     );
     assert!(r.a.log().contains("vrrp pbx: priority 150 -> 50"));
+    // Preempt is live too: back at 200 without preempt, a stays standby ...
+    r.a.cfg.priority = 200;
+    r.a.cfg.preempt = false;
+    r.a.cfg.write().unwrap();
+    sighup(&r.a);
+    assert!(
+        wait_for("a at 200 without preempt", Duration::from_secs(10), || r
+            .a
+            .status()
+            .is_some_and(|s| s["instances"][0]["priority"] == 200
+                && s["reload"]["applied"]
+                    .to_string()
+                    .contains("vrrp.instances[0].preempt"))),
+        "{}",
+        r.a.log()
+    );
+    // (many Master_Down_Intervals of 100 ms adverts)
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(r.a.state(), "standby", "{}", r.a.log());
+    assert_eq!(r.b.state(), "operational");
+    // ... and with preempt on again it takes over from b (120).
+    r.a.cfg.preempt = true;
+    r.a.cfg.write().unwrap();
+    sighup(&r.a);
+    assert!(
+        wait_for("a preempts b", Duration::from_secs(20), || r.a.state()
+            == "operational"
+            && r.b.state() == "standby"),
+        "a: {}\nb: {}",
+        r.a.log(),
+        r.b.log()
+    );
+    assert!(r.a.log().contains("vrrp pbx: preempt false -> true"));
 }
 
 #[test]
