@@ -353,6 +353,15 @@ fn send_kinds_and_check(
                 "{vip} not on b after {kind:?}"
             );
         }
+        // The master hears nobody valid (its backup is silent): a dropped rogue packet must
+        // not look like a live master's advertisement.
+        for (o, n) in before.0.instances.iter().zip(&after.0.instances) {
+            assert_eq!(
+                o.last_advert, n.last_advert,
+                "a: {kind:?} counted as an advertisement seen on {}",
+                n.name
+            );
+        }
         // The drops show in the kind's own counter on both nodes, and in no other.
         for (who, old, new) in [("a", &before.0, &after.0), ("b", &before.1, &after.1)] {
             let k = counted_on(kind);

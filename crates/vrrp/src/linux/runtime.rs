@@ -828,7 +828,7 @@ impl Runtime {
             match wire::validate(d.vrrp, &meta) {
                 Ok(r) => {
                     let now = Instant::now();
-                    let accepted = self.routers[ri].counters().adverts_received;
+                    let accepted = processed(self.routers[ri].counters());
                     self.routers[ri].handle(
                         now,
                         Input::Advertisement {
@@ -836,7 +836,7 @@ impl Runtime {
                             advert: r.advert,
                         },
                     );
-                    if self.routers[ri].counters().adverts_received != accepted {
+                    if processed(self.routers[ri].counters()) != accepted {
                         self.inst[ri].last_advert = Some(now);
                     }
                     self.drain(ri, now);
@@ -1109,6 +1109,21 @@ impl Runtime {
         }
         self.emit(Event::Stopped);
     }
+}
+
+/// Advertisements the router processed: those handed to it minus those it dropped (a rogue's
+/// wrong password or address list must not look like a live master in `last_advert`).
+fn processed(c: &crate::router::Counters) -> u64 {
+    let dropped = c.dropped_not_listening
+        + c.dropped_passive
+        + c.dropped_version
+        + c.dropped_vrid
+        + c.dropped_family
+        + c.dropped_auth
+        + c.dropped_interval
+        + c.dropped_addresses
+        + c.dropped_owner;
+    c.adverts_received.saturating_sub(dropped)
 }
 
 /// The stall-grace rule of [`Runtime::stall_grace`] on its own (pure, for tests): given the
