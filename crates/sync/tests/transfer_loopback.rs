@@ -607,3 +607,35 @@ fn change_through_the_previous_generation_is_seen() {
     assert!(!r.changed, "{r}");
     server.stop();
 }
+
+/// A voice file appended to after the server's scan cached it: the server knows from the scan
+/// that the puller's old version is its start (no second read of it), the puller clones its
+/// old version as prefix; only the appended bytes travel and the result is exact.
+#[test]
+fn appended_file_travels_as_its_tail_from_the_scan_and_the_clone() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    build_source(src.path());
+    let s = src.path();
+    // The scan caches only files older than its racy window; wait that out each time.
+    let settle = || std::thread::sleep(sync::tree::scan::RACY_WINDOW * 2);
+    settle();
+    let server = serve(s, false);
+    let cfg = pull_cfg(server.addr, key());
+    let store = GenStore::open(dst.path()).unwrap();
+    pull_once(&store, &cfg).unwrap();
+    for round in 0..3u64 {
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(s.join("voice/greeting.wav"))
+            .unwrap();
+        std::io::Write::write_all(&mut f, &noise(20 + round, 50_000)).unwrap();
+        drop(f);
+        settle();
+        let r = pull_once(&store, &cfg).unwrap();
+        assert_eq!(r.files_fetched, 1, "{r}");
+        assert!(r.bytes_received < 200_000, "{r}");
+        assert_same(s, dst.path());
+    }
+    server.stop();
+}

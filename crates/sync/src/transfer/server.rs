@@ -22,15 +22,15 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use super::auth::{server_handshake, variant_name, Identity, Key};
-use super::frame::{FrameReader, FrameWriter};
 use super::compress::FEATURE_ZSTD;
+use super::frame::{FrameReader, FrameWriter};
 use super::msg::{BackupMode, Encoding, FetchItem, Msg};
 use super::tls::Conn;
 use super::{ServerTransport, TransferError};
 use crate::delta::{diff, Signature};
 use crate::tree::exclude::Excludes;
 use crate::tree::manifest::{GenId, Manifest, ManifestDelta};
-use crate::tree::scan::Scanner;
+use crate::tree::scan::{FileKey, GrownFile, Scanner};
 
 /// Most items a puller may ask for in one fetch.
 pub const MAX_FETCH_ITEMS: usize = 4096;
@@ -323,6 +323,8 @@ fn handle(shared: &Shared, stream: TcpStream) -> Result<(), TransferError> {
         w.compress_data(level)?;
     }
     let mut served: Option<(PathBuf, Arc<Manifest>)> = None;
+    // Files of the served manifest that grew, with their old version's hash (see serve_file).
+    let mut grown: Arc<HashMap<String, GrownFile>> = Arc::default();
     let record = |set: &str, have: Option<GenId>, ours: Option<GenId>| {
         let mut peers = lock(&shared.peers);
         peers.insert(
@@ -371,6 +373,7 @@ fn handle(shared: &Shared, stream: TcpStream) -> Result<(), TransferError> {
                             .find(|(g, _)| *g == h)
                             .map(|(_, m)| Arc::clone(m))
                     });
+                    grown = st.scanner.grown();
                     (m, gen, base)
                 };
                 record(&set, have, Some(gen));
@@ -392,7 +395,7 @@ fn handle(shared: &Shared, stream: TcpStream) -> Result<(), TransferError> {
                     return refuse(&mut w, format!("fetch of {} items", items.len()));
                 }
                 for (i, item) in items.iter().enumerate() {
-                    serve_file(&mut w, root, manifest, i as u32, item)?;
+                    serve_file(&mut w, root, (manifest, &grown), i as u32, item)?;
                 }
                 w.write(&Msg::BatchEnd)?;
                 w.flush()?;
@@ -526,7 +529,7 @@ impl Write for DataWriter<'_> {
 fn serve_file(
     w: &mut FrameWriter<Conn>,
     root: &std::path::Path,
-    manifest: &Manifest,
+    (manifest, grown): (&Manifest, &HashMap<String, GrownFile>),
     index: u32,
     item: &FetchItem,
 ) -> Result<(), TransferError> {
@@ -547,7 +550,21 @@ fn serve_file(
     let io = |e| TransferError::io(format!("reading {}", path.display()), e);
     let mut hasher = blake3::Hasher::new();
     let mut offset = 0u64;
-    if let Some((plen, phash)) = item.prefix {
+    // The scan that made this manifest found that the file grew from exactly the version the
+    // puller offers: while the file is still the version scanned (same size, mtime, inode,
+    // ctime), its old part needs no second read, and its whole hash is the scan's.
+    let known = match (item.prefix, grown.get(&item.path)) {
+        (Some((plen, phash)), Some(g)) if g.prefix_len == plen && g.prefix_hash == phash => file
+            .metadata()
+            .ok()
+            .filter(|md| FileKey::of(md) == g.key)
+            .map(|_| *g),
+        _ => None,
+    };
+    if let Some(g) = known {
+        file.seek(SeekFrom::Start(g.prefix_len)).map_err(io)?;
+        offset = g.prefix_len;
+    } else if let Some((plen, phash)) = item.prefix {
         if plen > 0 && plen <= size {
             // Large reads: BLAKE3 hashes big inputs several chunks at a time (SIMD), and
             // std::io::copy would feed it 8 KiB pieces.
@@ -584,9 +601,14 @@ fn serve_file(
             bytes: chunk.to_vec(),
         })?;
     }
-    w.write(&Msg::FileEnd {
-        hash: *hasher.finalize().as_bytes(),
-    })
+    let hash = match known {
+        // Still the scanned version after reading: the scan's hash covers what was sent. If it
+        // changed meanwhile, the hash of the tail alone cannot match the manifest's, and the
+        // puller keeps its generation and tries again next round.
+        Some(g) if file.metadata().is_ok_and(|md| FileKey::of(&md) == g.key) => g.hash,
+        _ => *hasher.finalize().as_bytes(),
+    };
+    w.write(&Msg::FileEnd { hash })
 }
 
 /// Feeds the first `len` bytes of `file` to `hasher`; returns how many there were.

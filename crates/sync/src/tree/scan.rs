@@ -33,13 +33,45 @@ use super::TreeError;
 /// Files whose ctime is this close to the scan start are hashed but not cached.
 pub const RACY_WINDOW: Duration = Duration::from_millis(50);
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct CacheKey {
+/// What identifies one version of a file's content without reading it (size, mtime, inode,
+/// device, ctime): any write, truncate, rename-over or `touch` changes at least one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileKey {
     size: u64,
     mtime: (i64, i64),
     ino: u64,
     dev: u64,
     ctime: (i64, i64),
+}
+
+impl FileKey {
+    /// The key of a `stat`/`lstat` result.
+    pub fn of(md: &fs::Metadata) -> Self {
+        FileKey {
+            size: md.size(),
+            mtime: (md.mtime(), md.mtime_nsec()),
+            ino: md.ino(),
+            dev: md.dev(),
+            ctime: (md.ctime(), md.ctime_nsec()),
+        }
+    }
+}
+
+type CacheKey = FileKey;
+
+/// A file that grew since the scan before, with its old content still its first bytes: found
+/// while hashing it anyway, so that serving "the old version plus what was appended" needs no
+/// second read of the old part ([`Scanner::grown`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GrownFile {
+    /// The version scanned (the file must still have this key).
+    pub key: FileKey,
+    /// Size of the earlier version.
+    pub prefix_len: u64,
+    /// BLAKE3 of the earlier version, equal to that of this version's first `prefix_len` bytes.
+    pub prefix_hash: [u8; 32],
+    /// BLAKE3 of this whole version.
+    pub hash: [u8; 32],
 }
 
 /// Scans one root, caching content hashes and (optionally) watching for changes.
@@ -54,6 +86,10 @@ pub struct Scanner {
     watcher: Option<notify::RecommendedWatcher>,
     /// Counters for tests and benchmarks: (full scans, files hashed).
     stats: (u64, u64),
+    /// Files that grew (see [`GrownFile`]), by path; only versions whose hash is cached.
+    grown: HashMap<String, GrownFile>,
+    /// The same, shared with connections after each scan.
+    grown_snapshot: Arc<HashMap<String, GrownFile>>,
 }
 
 impl Scanner {
@@ -68,6 +104,8 @@ impl Scanner {
             last_event_ms: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             watcher: None,
             stats: (0, 0),
+            grown: HashMap::new(),
+            grown_snapshot: Arc::default(),
         }
     }
 
@@ -108,6 +146,12 @@ impl Scanner {
             && self.dirty.load(Ordering::SeqCst)
             && now_ms().saturating_sub(self.last_event_ms.load(Ordering::SeqCst))
                 >= quiet.as_millis() as u64
+    }
+
+    /// The files of the last scan that grew since the scan before and whose earlier version is
+    /// their prefix (see [`GrownFile`]).
+    pub fn grown(&self) -> Arc<HashMap<String, GrownFile>> {
+        Arc::clone(&self.grown_snapshot)
     }
 
     /// (full scans done, files hashed) since creation.
@@ -161,6 +205,10 @@ impl Scanner {
         self.walk(&root, "", &mut entries, &mut seen, racy_after)?;
         // Drop cache entries of vanished files so the cache cannot grow without bound.
         self.cache.retain(|k, _| seen.contains_key(k));
+        let cache = &self.cache;
+        self.grown
+            .retain(|k, g| cache.get(k).is_some_and(|(key, _)| *key == g.key));
+        self.grown_snapshot = Arc::new(self.grown.clone());
         entries.sort_by(|a: &Entry, b: &Entry| a.path.as_bytes().cmp(b.path.as_bytes()));
         Ok(Manifest {
             root: meta_of(&rmd),
@@ -204,18 +252,19 @@ impl Scanner {
             let kind = if ft.is_dir() {
                 EntryKind::Dir
             } else if ft.is_file() {
-                let key = CacheKey {
-                    size: md.size(),
-                    mtime: (md.mtime(), md.mtime_nsec()),
-                    ino: md.ino(),
-                    dev: md.dev(),
-                    ctime: (md.ctime(), md.ctime_nsec()),
-                };
+                let key = FileKey::of(&md);
                 let hash = match self.cache.get(&rel_path) {
                     Some((k, h)) if *k == key => *h,
-                    _ => {
-                        let h = match hash_file(&full) {
-                            Ok(h) => h,
+                    cached => {
+                        // A file that grew: note whether its old version is still its start
+                        // while hashing it (a BLAKE3 state can be finalized mid-way).
+                        let before = cached
+                            .filter(|(k, _)| k.size > 0 && k.size < key.size)
+                            .map(|(k, h)| (k.size, *h));
+                        self.grown.remove(&rel_path);
+                        let hashed = hash_file_with_prefix(&full, before.map_or(0, |b| b.0));
+                        let (h, prefix) = match hashed {
+                            Ok(x) => x,
                             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                             Err(e) => return Err(TreeError::io("read", &full, e)),
                         };
@@ -228,6 +277,19 @@ impl Scanner {
                             .unwrap_or(SystemTime::UNIX_EPOCH);
                         if ctime < racy_after {
                             self.cache.insert(rel_path.clone(), (key, h));
+                            if let (Some((prefix_len, prefix_hash)), Some(p)) = (before, prefix) {
+                                if p == prefix_hash {
+                                    self.grown.insert(
+                                        rel_path.clone(),
+                                        GrownFile {
+                                            key,
+                                            prefix_len,
+                                            prefix_hash,
+                                            hash: h,
+                                        },
+                                    );
+                                }
+                            }
                         } else {
                             self.cache.remove(&rel_path);
                         }
@@ -302,6 +364,40 @@ pub fn hash_file(path: &Path) -> std::io::Result<[u8; 32]> {
     hash_reader(f)
 }
 
+/// BLAKE3 of a file's content and, when `prefix_len` is not 0, of its first `prefix_len` bytes
+/// (`None` if the file is shorter), in one read.
+pub fn hash_file_with_prefix(
+    path: &Path,
+    prefix_len: u64,
+) -> std::io::Result<([u8; 32], Option<[u8; 32]>)> {
+    use std::io::Read;
+    let mut f = fs::File::open(path)?;
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut done = 0u64;
+    let mut prefix = None;
+    loop {
+        if prefix_len > 0 && done == prefix_len && prefix.is_none() {
+            prefix = Some(*h.finalize().as_bytes());
+        }
+        // Stop one read exactly at the prefix's end.
+        let want = if prefix_len > done {
+            (prefix_len - done).min(buf.len() as u64) as usize
+        } else {
+            buf.len()
+        };
+        let n = match f.read(buf.get_mut(..want).unwrap_or_default()) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(buf.get(..n).unwrap_or_default());
+        done += n as u64;
+    }
+    Ok((*h.finalize().as_bytes(), prefix))
+}
+
 /// BLAKE3 of everything a reader yields.
 pub fn hash_reader(mut r: impl std::io::Read) -> std::io::Result<[u8; 32]> {
     let mut h = blake3::Hasher::new();
@@ -316,4 +412,74 @@ pub fn hash_reader(mut r: impl std::io::Read) -> std::io::Result<[u8; 32]> {
         h.update(buf.get(..n).unwrap_or_default());
     }
     Ok(*h.finalize().as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Waits until every file written so far is older than the racy window (a condition on
+    /// the clock, not a guess: the cache takes only files whose ctime is that old).
+    fn past_racy_window() {
+        std::thread::sleep(RACY_WINDOW * 2);
+    }
+
+    #[test]
+    fn a_file_that_grew_is_known_with_its_old_version_as_prefix() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("voice.wav");
+        let old: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        fs::write(&p, &old).unwrap();
+        fs::write(t.path().join("other"), b"x").unwrap();
+        past_racy_window();
+        let mut s = Scanner::new(t.path(), Excludes::default());
+        s.manifest().unwrap();
+        assert!(s.grown().is_empty());
+
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(&[9u8; 300_000])
+            .unwrap();
+        past_racy_window();
+        let (m, _) = s.manifest().unwrap();
+        let g = *s.grown().get("voice.wav").expect("grown file noted");
+        assert_eq!(g.prefix_len, old.len() as u64);
+        assert_eq!(g.prefix_hash, *blake3::hash(&old).as_bytes());
+        assert_eq!(
+            Some((1_000_000, g.hash)),
+            m.get("voice.wav").unwrap().file()
+        );
+        assert_eq!(g.key, FileKey::of(&fs::metadata(&p).unwrap()));
+
+        // Rewritten (not appended): its start changed, so it is not noted.
+        let mut other = old.clone();
+        other[0] ^= 1;
+        other.extend_from_slice(&[1u8; 2_000_000]);
+        fs::write(&p, &other).unwrap();
+        past_racy_window();
+        s.manifest().unwrap();
+        assert!(s.grown().is_empty());
+    }
+
+    #[test]
+    fn hash_with_prefix_matches_separate_hashes() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("f");
+        let data: Vec<u8> = (0..600_000u32).map(|i| (i % 253) as u8).collect();
+        fs::write(&p, &data).unwrap();
+        for cut in [1u64, 262_144, 262_145, 599_999, 600_000] {
+            let (whole, prefix) = hash_file_with_prefix(&p, cut).unwrap();
+            assert_eq!(whole, *blake3::hash(&data).as_bytes());
+            assert_eq!(
+                prefix,
+                Some(*blake3::hash(&data[..cut as usize]).as_bytes()),
+                "cut {cut}"
+            );
+        }
+        assert_eq!(hash_file_with_prefix(&p, 600_001).unwrap().1, None);
+        assert_eq!(hash_file_with_prefix(&p, 0).unwrap().1, None);
+    }
 }
