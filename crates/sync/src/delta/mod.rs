@@ -31,8 +31,9 @@
 //! ```
 //!
 //! Memory: signature 20 bytes per block (default block size about `sqrt(len)`), index about 12
-//! bytes per block plus a filter of at most 512 KiB, diff a window of `max(4 MiB, 4 blocks)`,
-//! patch 256 KiB; nothing grows with the data streamed through.
+//! bytes per block plus a filter of at most 512 KiB, diff a window of `max(4 MiB, 4 blocks)`
+//! and a list of at most 4096 filter candidates (32 KiB), patch 256 KiB; nothing grows with the
+//! data streamed through.
 mod diff;
 mod error;
 pub mod format;
