@@ -43,6 +43,9 @@
 //! * `CHAOS_TARGET=standby`: port, kill and term faults only hit standbys, and no swaps: the
 //!   master never moves except inside partitions (see the report for why this knob exists).
 //! * `CHAOS_LOG_DIR` (default `TMPDIR/chaos-<seed>`): every daemon's whole output.
+//! * `CHAOS_PREEMPT_HOLD_MAX` (default: the daemon's): `sync.preempt_hold_max` of every node;
+//!   `0s` disables the returning primary's hold (shows that the rollback check catches the
+//!   failback it prevents).
 //! * `CHAOS_STRICT=1`: also hold "stale at restart" windows to the two-owner bound (a daemon
 //!   restarted after SIGKILL keeps the VIP its killed process left behind while it is backup;
 //!   a known finding, reported as its own kind).
@@ -674,6 +677,9 @@ fn write_config(dir: &Path, i: usize, peers: &[String], psk: &Path) -> std::io::
     b.key_file = psk.to_path_buf();
     b.advert_interval = format!("{}ms", ADVERT.as_millis());
     b.virtual_addresses = vec![format!("{VIP}/24")];
+    // `0s` turns the returning primary's preemption hold off: the rollback check must then
+    // catch the failback that loses the secondary's writes.
+    b.preempt_hold_max = std::env::var("CHAOS_PREEMPT_HOLD_MAX").ok();
     b.set("config", Direction::FromPrimary, "1s").set(
         "state",
         Direction::FromOperational,
