@@ -130,7 +130,8 @@ fn node_config(
     c.set("state", Direction::FromOperational, "1s");
     let d = dir.display();
     c.operational_hooks = vec![format!(
-        "echo \"$REDUNDANCY_NODE\" > {d}/operational.ran; ls \"$REDUNDANCY_SET_STATE\" > {d}/state.listing"
+        // The marker last: a test reads the listing as soon as the marker appears.
+        "ls \"$REDUNDANCY_SET_STATE\" > {d}/state.listing; echo \"$REDUNDANCY_NODE\" > {d}/operational.ran"
     )];
     c.standby_hooks = vec![format!("echo standby >> {d}/standby.ran")];
     c
@@ -641,9 +642,10 @@ fn pair_sigterm_of_master_hands_over_gracefully_and_loses_nothing() {
         deleted.at.saturating_duration_since(t0).as_secs_f64() * 1e3,
         outage.as_secs_f64() * 1e3
     );
-    // A wide margin over Skew_Time for a loaded 2-core machine.
+    // A wide margin over Skew_Time for a loaded 2-core machine (the order of the log lines
+    // below proves the mechanism; this bound only catches a handover that did not happen).
     assert!(
-        outage < SKEW_B + Duration::from_millis(500),
+        outage < SKEW_B + Duration::from_secs(2),
         "outage {outage:?}"
     );
     let status =
@@ -1072,7 +1074,17 @@ fn pair_one_master_two_standbys() {
     assert_eq!(r.b.state(), "operational");
     assert_eq!(c.state(), "standby");
     assert!(r.has_vip(&r.b) && !r.has_vip(c));
-    assert!(!c.log().contains("standby -> operational"), "{}", c.log());
+    // c never keeps the VIP. It may hold it for a moment: at 100 ms adverts b's and c's
+    // Master_Down_Interval differ by only 19.5 ms of Skew_Time, each counted from when that
+    // node processed a's last advert, so a loaded machine can let c's timer fire first; RFC
+    // 5798 6.4.3 then makes c yield to b's higher-priority advert at once.
+    let lc = c.log();
+    if let Some(up) = lc.find("standby -> operational") {
+        assert!(
+            lc[up..].contains("operational -> standby") && lc.contains("higher priority"),
+            "c became operational and did not yield to b\n{lc}"
+        );
+    }
     // The new master lists c as its standby.
     assert!(wait_for("b lists c", Duration::from_secs(10), || {
         r.b.status().is_some_and(|s| {
