@@ -1386,7 +1386,10 @@ fn chaos_pair_keeps_one_owner_and_whole_generations() {
     );
     let logs = std::env::var_os("CHAOS_LOG_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("chaos-{seed}")));
+        .unwrap_or_else(|| {
+            // The pid too: two runs of one seed at once (CI and a manual run) must not share it.
+            std::env::temp_dir().join(format!("chaos-{seed}-{}", std::process::id()))
+        });
     let _ = std::fs::remove_dir_all(&logs);
     std::fs::create_dir_all(&logs).expect("log directory");
     eprintln!("daemon logs: {}", logs.display());
