@@ -5,15 +5,21 @@
 //! [--once | --interval 60s]` keeps a generation store in DIR (`DIR/current` is the replica) and
 //! prints one summary line per round. A one-shot pull on a terminal also shows a progress bar
 //! of the file data received (on stderr; hidden when stderr is not a terminal).
+//!
+//! TLS: `serve --tls-cert F --tls-key F` and `pull --tls-ca F [--tls-server-name N]` (the
+//! pre-shared key still authenticates both ends inside TLS). Compression: `serve --compress
+//! LEVEL` offers zstd, `pull --compress` accepts it; it is used when both do.
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use sync::transfer::auth::{Identity, Key};
+use sync::transfer::compress::Level;
 use sync::transfer::msg::BackupMode;
 use sync::transfer::puller::{pull_once, pull_once_with_progress, PullConfig, RoundReport};
 use sync::transfer::server::{ServedSet, Server, ServerConfig};
+use sync::transfer::{PullTransport, ServerTransport, TlsClient, TlsServer};
 use sync::tree::exclude::Excludes;
 use sync::tree::manifest::Limits;
 use sync::tree::store::GenStore;
@@ -63,6 +69,16 @@ pub struct ServeArgs {
     /// Backup mode told to pullers.
     #[arg(long, value_enum, default_value = "active")]
     mode: ModeArg,
+    /// Serve over TLS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Offer zstd compression of file data at this level (1-19; 3 is a good default); used
+    /// with pullers that accept it.
+    #[arg(long, value_name = "LEVEL")]
+    compress: Option<i32>,
 }
 
 /// Arguments of `pull`.
@@ -95,6 +111,15 @@ pub struct PullArgs {
     /// Backup mode told to the server.
     #[arg(long, value_enum, default_value = "passive")]
     mode: ModeArg,
+    /// Pull over TLS, trusting the CA (or self-signed server certificate) in this PEM file.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// Name the server's certificate must carry (default: the host part of --from).
+    #[arg(long, requires = "tls_ca")]
+    tls_server_name: Option<String>,
+    /// Accept zstd-compressed file data when the server offers it.
+    #[arg(long)]
+    compress: bool,
 }
 
 /// Parses `500ms`, `15s`, `2m`, `1h` or a bare number of seconds.
@@ -141,6 +166,17 @@ pub fn run_serve(args: ServeArgs) -> ExitCode {
     if !args.root.is_dir() {
         return fail(format!("--root {}: not a directory", args.root.display()));
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match TlsServer::load(cert, key) {
+            Ok(t) => Some(t),
+            Err(e) => return fail(e),
+        },
+        _ => None,
+    };
+    let compression = match args.compress.map(Level::new).transpose() {
+        Ok(l) => l,
+        Err(e) => return fail(format!("--compress: {e}")),
+    };
     let listener = match TcpListener::bind(&args.listen) {
         Ok(l) => l,
         Err(e) => return fail(format!("listening on {}: {e}", args.listen)),
@@ -156,15 +192,21 @@ pub fn run_serve(args: ServeArgs) -> ExitCode {
         }],
         max_connections: 16,
         io_timeout: Duration::from_secs(60),
-        transport: Default::default(),
+        transport: ServerTransport { tls, compression },
     };
     let addr = listener
         .local_addr()
         .map_or(args.listen.clone(), |a| a.to_string());
     println!(
-        "serving {} as set {:?} on {addr}",
+        "serving {} as set {:?} on {addr}{}{}",
         args.root.display(),
-        args.set
+        args.set,
+        if args.tls_cert.is_some() {
+            " (TLS)"
+        } else {
+            ""
+        },
+        compression.map_or(String::new(), |l| format!(" (zstd level {})", l.get()))
     );
     Server::new(cfg).serve(listener);
     ExitCode::SUCCESS
@@ -175,6 +217,13 @@ pub fn run_pull(args: PullArgs) -> ExitCode {
     let key = match Key::load(&args.key_file) {
         Ok(k) => k,
         Err(e) => return fail(e),
+    };
+    let tls = match &args.tls_ca {
+        Some(ca) => match TlsClient::load(ca, args.tls_server_name.clone()) {
+            Ok(t) => Some(t),
+            Err(e) => return fail(e),
+        },
+        None => None,
     };
     let store = match GenStore::open(&args.root) {
         Ok(s) => s,
@@ -188,7 +237,10 @@ pub fn run_pull(args: PullArgs) -> ExitCode {
         limits: Limits::default(),
         io_timeout: Duration::from_secs(60),
         use_delta: !args.no_delta,
-        transport: Default::default(),
+        transport: PullTransport {
+            tls,
+            compression: args.compress,
+        },
     };
     loop {
         let started = std::time::Instant::now();

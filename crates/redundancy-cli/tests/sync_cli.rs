@@ -50,6 +50,11 @@ fn free_port() -> u16 {
 
 /// Starts `serve` and waits for its "serving" line.
 fn serve(root: &Path, key_file: &Path) -> (Proc, String) {
+    serve_with(root, key_file, &[])
+}
+
+/// `serve` with extra arguments (TLS, compression).
+fn serve_with(root: &Path, key_file: &Path, extra: &[&std::ffi::OsStr]) -> (Proc, String) {
     for _ in 0..5 {
         let addr = format!("127.0.0.1:{}", free_port());
         let mut child = Command::new(BIN)
@@ -58,6 +63,7 @@ fn serve(root: &Path, key_file: &Path) -> (Proc, String) {
             .arg(root)
             .arg("--key-file")
             .arg(key_file)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -134,6 +140,125 @@ fn serve_and_pull_once() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing-key"));
+}
+
+/// A CA and a server certificate for `localhost`, made at run time (no key is committed).
+fn write_pki(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+}
+
+#[test]
+fn serve_and_pull_over_tls_with_compression() {
+    let s = Scratch::new("tls");
+    write_pki(&s.0);
+    let src = s.0.join("src");
+    fs::create_dir_all(src.join("etc")).unwrap();
+    let text = "extension = desk; codec = g722; voicemail = yes\n".repeat(2000);
+    fs::write(src.join("etc/pbx.conf"), &text).unwrap();
+    let key = s.0.join("key");
+    fs::write(&key, "a shared secret of some length\n").unwrap();
+    let os = |p: &Path| p.as_os_str().to_owned();
+    let (cert, pkey, ca) = (
+        os(&s.0.join("cert.pem")),
+        os(&s.0.join("key.pem")),
+        os(&s.0.join("ca.pem")),
+    );
+    let (_server, addr) = serve_with(
+        &src,
+        &key,
+        &[
+            "--tls-cert".as_ref(),
+            &cert,
+            "--tls-key".as_ref(),
+            &pkey,
+            "--compress".as_ref(),
+            "3".as_ref(),
+        ],
+    );
+    // The certificate is for localhost, the address is 127.0.0.1: the name is given.
+    let dst = s.0.join("dst");
+    let out = pull_cmd(&addr, &dst, &key)
+        .arg("--tls-ca")
+        .arg(&ca)
+        .args(["--tls-server-name", "localhost", "--compress"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        fs::read_to_string(dst.join("current/etc/pbx.conf")).unwrap(),
+        text
+    );
+    // Compressed: far fewer bytes received than the file holds.
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    let received: u64 = line
+        .split(" B received")
+        .next()
+        .and_then(|h| h.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no byte count in {line:?}"));
+    assert!(received * 10 < text.len() as u64, "{line}");
+
+    // Without the name the certificate does not match 127.0.0.1.
+    let out = pull_cmd(&addr, &s.0.join("dst2"), &key)
+        .arg("--tls-ca")
+        .arg(&ca)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("TLS with") && err.contains("127.0.0.1"),
+        "{err}"
+    );
+    // Without TLS the server says what is missing.
+    let out = pull_cmd(&addr, &s.0.join("dst3"), &key).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("requires TLS"), "{err}");
+    assert!(!s.0.join("dst2/current").exists() && !s.0.join("dst3/current").exists());
+
+    // A bad PEM file: a clear error naming it, at start-up.
+    let bad = s.0.join("bad.pem");
+    fs::write(&bad, "not a certificate\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("--root")
+        .arg(&src)
+        .arg("--key-file")
+        .arg(&key)
+        .arg("--tls-cert")
+        .arg(&bad)
+        .arg("--tls-key")
+        .arg(&pkey)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.pem"), "{err}");
+    let out = pull_cmd(&addr, &s.0.join("dst4"), &key)
+        .arg("--tls-ca")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.pem"));
 }
 
 const FILES: usize = 200;

@@ -141,6 +141,36 @@ pub struct SyncSet {
     pub direction: Direction,
     /// Excluded patterns.
     pub excludes: Vec<String>,
+    /// zstd level (1-19) for this set's file data on the wire (`compress`; `None`: off). Used
+    /// when both nodes have it for the set (negotiated in the sync hello).
+    pub compress: Option<i32>,
+}
+
+/// `[sync.tls]`: the sync service and its pulls run over TLS (the pre-shared key still
+/// authenticates both nodes inside it). Both nodes serve and pull, so each has all three files.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SyncTls {
+    /// This node's certificate chain (PEM, leaf first), shown when serving.
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// The CA (PEM) that signed the peer's certificate (or the peer's self-signed certificate).
+    pub ca: PathBuf,
+    /// Name the peer's certificate must carry (default: the host part of its address, e.g. its
+    /// IP address, which the certificate must then list).
+    pub server_name: Option<String>,
+}
+
+impl SyncTls {
+    /// The serving side's TLS settings (reads the certificate and key).
+    pub fn server(&self) -> Result<sync::transfer::TlsServer, sync::transfer::TransferError> {
+        sync::transfer::TlsServer::load(&self.cert, &self.key)
+    }
+
+    /// The pulling side's TLS settings (reads the CA).
+    pub fn client(&self) -> Result<sync::transfer::TlsClient, sync::transfer::TransferError> {
+        sync::transfer::TlsClient::load(&self.ca, self.server_name.clone())
+    }
 }
 
 /// The hook commands (run with `sh -c`, with `REDUNDANCY_*` environment variables).
@@ -195,6 +225,8 @@ pub struct Config {
     pub sync_listen: SocketAddr,
     /// Sync sets.
     pub sets: Vec<SyncSet>,
+    /// `[sync.tls]` (`None`: plain TCP).
+    pub sync_tls: Option<SyncTls>,
     /// The longest a returning node holds preemption while it waits to pull the sets that
     /// flow from the operational node (`sync.preempt_hold_max`; zero: no hold). See
     /// [`crate::hold`].
@@ -314,6 +346,24 @@ pub mod raw {
         /// The longest a returning node holds preemption until it pulled.
         #[serde(default)]
         pub preempt_hold_max: Option<String>,
+        /// `[sync.tls]`
+        #[serde(default)]
+        pub tls: Option<Tls>,
+    }
+
+    /// `[sync.tls]`
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Tls {
+        /// This node's certificate chain (PEM).
+        pub cert: String,
+        /// Its private key (PEM).
+        pub key: String,
+        /// The CA (PEM) that signed the peer's certificate.
+        pub ca: String,
+        /// Name the peer's certificate must carry.
+        #[serde(default)]
+        pub server_name: Option<String>,
     }
 
     /// `[[sync.sets]]`
@@ -332,6 +382,9 @@ pub mod raw {
         /// Excludes.
         #[serde(default)]
         pub excludes: Vec<String>,
+        /// zstd level for the set's data.
+        #[serde(default)]
+        pub compress: Option<i64>,
     }
 
     /// `[hooks]`
@@ -543,12 +596,17 @@ impl Config {
                     if interval < Duration::from_millis(100) {
                         return Err(c.err(k("interval"), "must be at least 100ms"));
                     }
+                    let compress = match set.compress {
+                        None => None,
+                        Some(v) => Some(c.range(&k("compress"), v, 1, 19)? as i32),
+                    };
                     sets.push(SyncSet {
                         name: set.name.clone(),
                         root: PathBuf::from(&set.root),
                         interval,
                         direction,
                         excludes: set.excludes.clone(),
+                        compress,
                     });
                 }
                 // A few pull intervals of the slowest set that flows from the operational
@@ -573,6 +631,31 @@ impl Config {
         };
         let sync_listen =
             sync_listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], DEFAULT_SYNC_PORT)));
+        // The files are read now, so `--check` and a reload report an unusable one by name.
+        let sync_tls = match raw.sync.as_ref().and_then(|s| s.tls.as_ref()) {
+            None => None,
+            Some(t) => {
+                for (f, v) in [("cert", &t.cert), ("key", &t.key), ("ca", &t.ca)] {
+                    if v.is_empty() || !Path::new(v).is_absolute() {
+                        return Err(c.err(format!("sync.tls.{f}"), "must be an absolute path"));
+                    }
+                }
+                if t.server_name.as_deref() == Some("") {
+                    return Err(c.err("sync.tls.server_name", "must not be empty"));
+                }
+                let tls = SyncTls {
+                    cert: PathBuf::from(&t.cert),
+                    key: PathBuf::from(&t.key),
+                    ca: PathBuf::from(&t.ca),
+                    server_name: t.server_name.clone(),
+                };
+                tls.server()
+                    .map_err(|e| c.err("sync.tls.cert/key", e.to_string()))?;
+                tls.client()
+                    .map_err(|e| c.err("sync.tls.ca", e.to_string()))?;
+                Some(tls)
+            }
+        };
 
         let mut peers = Vec::new();
         for (i, p) in n.peers.iter().enumerate() {
@@ -766,6 +849,7 @@ impl Config {
             key_file,
             sync_listen,
             sets,
+            sync_tls,
             preempt_hold_max,
             hooks,
             control_socket,
@@ -855,6 +939,42 @@ standby_address = "10.99.0.2"
             Ok(_) => panic!("accepted:\n{text}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn sync_compress_and_tls_keys_are_checked() {
+        let excl = "excludes = [\"*.tmp\"]\n";
+        let c = Config::from_toml(
+            "pair.toml",
+            &GOOD.replace(excl, &format!("{excl}compress = 3\n")),
+        )
+        .unwrap();
+        assert_eq!(c.sets[0].compress, Some(3));
+        assert_eq!(c.sets[1].compress, None);
+        assert!(c.sync_tls.is_none());
+        let e = err_of(&GOOD.replace(excl, &format!("{excl}compress = 25\n")));
+        assert!(e.contains("sync.sets[0].compress"), "{e}");
+
+        let listen = "listen = \"10.99.0.1:8730\"\n";
+        let tls = |cert: &str| {
+            GOOD.replace(
+                listen,
+                &format!(
+                    "{listen}\n[sync.tls]\ncert = \"{cert}\"\nkey = \"/nonexistent/k.pem\"\n\
+                     ca = \"/nonexistent/ca.pem\"\n"
+                ),
+            )
+        };
+        let e = err_of(&tls("relative/cert.pem"));
+        assert!(e.contains("sync.tls.cert") && e.contains("absolute"), "{e}");
+        // The files are read while checking: a missing one is named.
+        let e = err_of(&tls("/nonexistent/cert.pem"));
+        assert!(
+            e.contains("sync.tls") && e.contains("/nonexistent/cert.pem"),
+            "{e}"
+        );
+        let e = err_of(&GOOD.replace(listen, &format!("{listen}\n[sync.tls]\ncert = \"/x\"\n")));
+        assert!(e.contains("key") || e.contains("missing"), "{e}");
     }
 
     #[test]

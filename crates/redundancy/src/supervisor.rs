@@ -57,9 +57,11 @@ use crossbeam_channel::{bounded, select, tick, unbounded, Receiver, Sender};
 use parking_lot::Mutex;
 
 use sync::transfer::auth::{Identity, Key};
+use sync::transfer::compress::Level;
 use sync::transfer::msg::BackupMode as WireMode;
 use sync::transfer::puller::{pull_once, PullConfig};
 use sync::transfer::server::{ServedSet, Server, ServerConfig, ServerHandle};
+use sync::transfer::{PullTransport, ServerTransport, TlsClient};
 use sync::tree::exclude::Excludes;
 use sync::tree::store::GenStore;
 use vrrp::linux::{Command as NodeCommand, Event as NodeEvent, Node, Options};
@@ -89,6 +91,14 @@ pub enum SupervisorError {
     /// The pre-shared key file is unusable.
     #[error("{file}: sync.key_file: {reason}")]
     Key {
+        /// The configuration file.
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A `[sync.tls]` file is unusable.
+    #[error("{file}: sync.tls: {reason}")]
+    Tls {
         /// The configuration file.
         file: String,
         /// What is wrong.
@@ -136,6 +146,13 @@ impl Supervisor {
             file: cfg.file.clone(),
             reason: format!("{}: {e}", cfg.key_file.display()),
         })?;
+        let tls = match &cfg.sync_tls {
+            Some(t) => Some(t.client().map_err(|e| SupervisorError::Tls {
+                file: cfg.file.clone(),
+                reason: e.to_string(),
+            })?),
+            None => None,
+        };
         // A node starts as a returning node: preemption held until it pulled (module docs).
         let held = holds_preemption(&cfg);
         let mut instances = Vec::new();
@@ -180,7 +197,7 @@ impl Supervisor {
         let pullers = cfg
             .sets
             .iter()
-            .map(|s| PullerHandle::start(s.clone(), key.clone(), cfg.node_id.clone()))
+            .map(|s| PullerHandle::start(s.clone(), tls.clone(), key.clone(), cfg.node_id.clone()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(io("spawn puller thread"))?;
         let (tx, rx) = unbounded();
@@ -337,7 +354,12 @@ struct PullerHandle {
 }
 
 impl PullerHandle {
-    fn start(set: SyncSet, key: Key, node_id: String) -> std::io::Result<PullerHandle> {
+    fn start(
+        set: SyncSet,
+        tls: Option<TlsClient>,
+        key: Key,
+        node_id: String,
+    ) -> std::io::Result<PullerHandle> {
         let plan = Arc::new(Mutex::new(Plan::default()));
         let rt = Arc::new(Mutex::new(SetRuntime::default()));
         let (tx, rx) = unbounded();
@@ -346,7 +368,7 @@ impl PullerHandle {
         let (p2, r2, s2) = (Arc::clone(&plan), Arc::clone(&rt), Arc::clone(&set));
         let thread = std::thread::Builder::new()
             .name(name)
-            .spawn(move || puller_loop(&s2, &key, &node_id, &p2, &r2, &rx))?;
+            .spawn(move || puller_loop(&s2, tls.as_ref(), &key, &node_id, &p2, &r2, &rx))?;
         Ok(PullerHandle {
             set,
             plan,
@@ -375,6 +397,7 @@ fn holding_generation(root: &Path) -> Option<String> {
 
 fn puller_loop(
     shared_set: &Mutex<SyncSet>,
+    tls: Option<&TlsClient>,
     key: &Key,
     node_id: &str,
     plan: &Mutex<Plan>,
@@ -401,7 +424,7 @@ fn puller_loop(
             continue;
         };
         let started = Instant::now();
-        let result = pull_round(set, key, node_id, source, mode, &mut store);
+        let result = pull_round(set, tls, key, node_id, source, mode, &mut store);
         let mut r = rt.lock();
         let answer = match result {
             Ok(rep) => {
@@ -433,6 +456,7 @@ fn puller_loop(
 
 fn pull_round(
     set: &SyncSet,
+    tls: Option<&TlsClient>,
     key: &Key,
     node_id: &str,
     source: SocketAddr,
@@ -464,7 +488,10 @@ fn pull_round(
         limits: Default::default(),
         io_timeout: Duration::from_secs(10),
         use_delta: true,
-        transport: Default::default(),
+        transport: PullTransport {
+            tls: tls.cloned(),
+            compression: set.compress.is_some(),
+        },
     };
     pull_once(st, &cfg).map_err(|e| e.to_string())
 }
@@ -1130,6 +1157,22 @@ impl Sup {
                 watch: false,
             });
         }
+        // TLS as configured; a certificate that no longer loads means not serving (never a
+        // silent fall back to plain TCP).
+        let tls = match &self.cfg.sync_tls {
+            Some(t) => Some(t.server().map_err(|e| e.to_string())?),
+            None => None,
+        };
+        // One zstd level per server: the highest of the served sets that have `compress`. A set
+        // without it is pulled without offering compression, so its data stays plain.
+        let compression = self
+            .cfg
+            .sets
+            .iter()
+            .filter(|s| names.contains(&s.name))
+            .filter_map(|s| s.compress)
+            .max()
+            .and_then(|l| Level::new(l).ok());
         let server = Server::new(ServerConfig {
             key: self.key.clone(),
             identity: Identity::new(
@@ -1142,7 +1185,7 @@ impl Sup {
             sets,
             max_connections: 16,
             io_timeout: Duration::from_secs(30),
-            transport: Default::default(),
+            transport: ServerTransport { tls, compression },
         });
         // Retry a little: the previous listener's thread may still hold the port.
         let mut last = None;

@@ -362,3 +362,17 @@ fn refuse_plain(sock: &TcpStream) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::host_part;
+
+    #[test]
+    fn host_part_of_addresses() {
+        assert_eq!(host_part("pbx-a.example:7878"), "pbx-a.example");
+        assert_eq!(host_part("10.99.0.1:7878"), "10.99.0.1");
+        assert_eq!(host_part("[fd99::1]:7878"), "fd99::1");
+        assert_eq!(host_part("fd99::1"), "fd99::1");
+        assert_eq!(host_part("pbx-a"), "pbx-a");
+    }
+}
