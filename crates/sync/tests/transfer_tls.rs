@@ -162,7 +162,10 @@ fn sync_over_tls_reproduces_the_tree_and_hides_the_content() {
     assert!(tree_diff(src.path(), &current(dst.path())).is_empty());
     let wire = seen.lock().unwrap().clone();
     assert!(wire.len() > 300_000, "relay saw only {} bytes", wire.len());
-    assert!(!contains(&wire, MARKER), "file content readable on the TLS wire");
+    assert!(
+        !contains(&wire, MARKER),
+        "file content readable on the TLS wire"
+    );
 
     // A change arrives over TLS too (explicit server name this time), and a poll is unchanged.
     write(src.path(), "etc/pbx.conf", b"[general]\nport=5061\n");
@@ -172,7 +175,11 @@ fn sync_over_tls_reproduces_the_tree_and_hides_the_content() {
     assert!(r.changed && r.files_fetched == 1, "{r}");
     assert!(tree_diff(src.path(), &current(dst.path())).is_empty());
     assert!(!pull_once(&store, &cfg).unwrap().changed);
-    server.server.peers().iter().for_each(|p| assert!(p.in_sync()));
+    server
+        .server
+        .peers()
+        .iter()
+        .for_each(|p| assert!(p.in_sync()));
 
     // The same data over plain TCP shows the content: the relay check above is not vacuous.
     let plain_server = serve_with(src.path(), ServerTransport::default());
@@ -292,7 +299,10 @@ fn bad_pem_files_are_named_in_the_error() {
             assert_eq!(Path::new(path), file, "{err}");
             err.to_string()
         }
-        other => panic!("expected a TLS file error for {}, got {other}", file.display()),
+        other => panic!(
+            "expected a TLS file error for {}, got {other}",
+            file.display()
+        ),
     };
     named(
         TlsServer::load(&garbage, &pki.path("key.pem")).unwrap_err(),
@@ -318,4 +328,35 @@ fn bad_pem_files_are_named_in_the_error() {
         &pki.path("key.pem"),
     );
     named(TlsClient::load(&missing, None).unwrap_err(), &missing);
+}
+
+#[test]
+fn a_peer_closing_after_its_last_frame_is_a_clean_end_under_tls() {
+    use sync::transfer::frame::{FrameReader, FrameWriter};
+    use sync::transfer::msg::Msg;
+    use sync::transfer::tls;
+    let pki = Pki::new("test CA", &["127.0.0.1"]);
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let srv = pki.server();
+    let h = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut r = FrameReader::new(tls::accept(Some(&srv), s).unwrap());
+        let first = r.read_opt().map_err(|e| e.to_string());
+        let end = r.read_opt().map_err(|e| e.to_string());
+        (first, end)
+    });
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let conn = tls::connect(Some(&pki.client(None)), s, &addr.to_string()).unwrap();
+    assert!(conn.is_tls());
+    let mut w = FrameWriter::new(conn);
+    w.write(&Msg::BatchEnd).unwrap();
+    w.flush().unwrap();
+    // Closed without a TLS close_notify, as a puller that is done does.
+    drop(w);
+    let (first, end) = h.join().unwrap();
+    assert_eq!(first, Ok(Some(Msg::BatchEnd)));
+    assert_eq!(end, Ok(None));
 }

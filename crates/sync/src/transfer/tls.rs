@@ -65,10 +65,19 @@ impl Conn {
 
 impl Read for Conn {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.read(buf),
+        let r = match self {
+            Conn::Plain(s) => return s.read(buf),
             Conn::Client(s) => lock(s).read(buf),
             Conn::Server(s) => lock(s).read(buf),
+        };
+        match r {
+            // rustls reports a TCP close without close_notify (RFC 8446 section 6.1) as
+            // UnexpectedEof, to guard protocols that cannot tell a truncated stream. Ours can:
+            // frames carry their length and a MAC, and a frame cut short is still an error in
+            // the frame reader. So it is an end of stream here, as with plain TCP (a peer that
+            // is done simply closes).
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+            other => other,
         }
     }
 }
