@@ -1972,6 +1972,10 @@ fn reload_plan(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
     if old.sync_listen != new.sync_listen {
         restart.push("sync.listen".into());
     }
+    // The server's TLS identity and the pullers' trust are loaded once, at start.
+    if old.sync_tls != new.sync_tls {
+        restart.push("sync.tls".into());
+    }
     if old.instances.len() != new.instances.len() {
         restart.push("vrrp.instances".into());
     } else {
@@ -2033,6 +2037,10 @@ fn reload_plan(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
             }
             if a.excludes != b.excludes {
                 applied.push(k("excludes"));
+            }
+            // Offered in the hello of the server and of each puller, both built at start.
+            if a.compress != b.compress {
+                restart.push(k("compress"));
             }
         }
     }
@@ -2127,12 +2135,29 @@ mod tests {
                 "sync.sets"
             ]
         );
+        // TLS and compression are set up at start: reported, not silently ignored.
+        let mut new = old.clone();
+        new.sets[0].compress = Some(3);
+        new.sync_tls = Some(crate::config::SyncTls {
+            cert: "/etc/pair/cert.pem".into(),
+            key: "/etc/pair/key.pem".into(),
+            ca: "/etc/pair/ca.pem".into(),
+            server_name: None,
+        });
+        let (applied, restart) = reload_plan(&old, &new);
+        assert!(applied.is_empty(), "{applied:?}");
+        assert_eq!(restart, ["sync.tls", "sync.sets[0].compress"]);
     }
 
     #[test]
     fn wall_time_of_an_instant_in_the_past() {
-        let now = unix_time(SystemTime::now());
+        // Bracketed by two wall-clock reads, so a stall between the lines cannot fail it.
+        let before = unix_time(SystemTime::now());
         let t = wall_time(Instant::now() - Duration::from_millis(1500));
-        assert!((now - 1.5 - t).abs() < 0.2, "{now} {t}");
+        let after = unix_time(SystemTime::now());
+        assert!(
+            before - 1.5 - 0.05 <= t && t <= after - 1.5 + 0.05,
+            "{before} {t} {after}"
+        );
     }
 }
