@@ -8,12 +8,12 @@
 //! all must stay flat (old generations are collected). Each failback must also bring back
 //! the secondary's last write. Skips with a reason when not root.
 //!
-//! Memory is measured with glibc limited to one malloc arena (`MALLOC_ARENA_MAX=1`): the
-//! daemon's short-lived pull and serve threads each land on a new per-thread arena, and each
-//! arena keeps about 4 MiB resident after its thread is gone, so RSS climbs in 4 MiB steps up
-//! to glibc's limit of 8 arenas per core (measured: +15 MiB over 80 failovers, flat with one
-//! arena). Those steps would hide a leak; with one arena any growth is one.
-//! `RESOURCE_PAIR_ARENAS=default` runs with glibc's default instead and only reports RSS.
+//! Memory is measured as shipped: `redundancy-cli run` limits glibc to one malloc arena
+//! (without that, the daemon's short-lived pull and serve threads each land on a new
+//! per-thread arena that keeps about 4 MiB resident after its thread is gone, so RSS climbed in
+//! 4 MiB steps up to glibc's limit of 8 arenas per core: +15 MiB over 80 failovers).
+//! `RESOURCE_PAIR_ARENAS=default` runs the daemon with glibc's default (8 arenas per core)
+//! and only reports RSS.
 //!
 //! Knobs: `RESOURCE_PAIR_CYCLES` (default 6, under a minute; each cycle takes a few seconds),
 //! `RESOURCE_BIN` (the daemon binary; default: the workspace's, next to the test binary).
@@ -180,9 +180,12 @@ fn pair_fds_threads_memory_and_store_stay_flat_over_failovers_and_sync_rounds() 
     }
     let bin = bin.to_str().expect("utf-8 path").to_string();
     let default_arenas = std::env::var("RESOURCE_PAIR_ARENAS").as_deref() == Ok("default");
+    // glibc's own limit (8 arenas per core), overriding the daemon's one.
+    let glibc_default =
+        (8 * std::thread::available_parallelism().map_or(1, |n| n.get())).to_string();
     let mut env = vec![("RUST_LOG", "info")];
-    if !default_arenas {
-        env.push(("MALLOC_ARENA_MAX", "1"));
+    if default_arenas {
+        env.push(("MALLOC_ARENA_MAX", glibc_default.as_str()));
     }
     let procs: Vec<netlab::Process> = (0..2)
         .map(|i| {
