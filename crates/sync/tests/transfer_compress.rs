@@ -205,7 +205,10 @@ fn hostile_compressed_frames_are_clear_errors_and_nothing_is_applied() {
     let ok = zstd::bulk::compress(&data, 3).unwrap();
 
     // Garbage claiming to be zstd.
-    let (err, _d) = hostile(compressed(data.len() as u32, b"\x28\xb5\x2f\xfdgarbage".to_vec()));
+    let (err, _d) = hostile(compressed(
+        data.len() as u32,
+        b"\x28\xb5\x2f\xfdgarbage".to_vec(),
+    ));
     assert!(matches!(err, TransferError::Compression(_)), "{err}");
 
     // A bomb: 64 MiB of zeros in a few KiB, announced as the file's size.
