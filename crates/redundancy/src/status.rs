@@ -70,31 +70,10 @@ pub struct InstanceStatus {
 /// error counters; RFC 6527 `vrrpv3StatisticsTable`). `ip_ttl_errors`, `vrid_errors` and part
 /// of `packet_length_errors` are counted per interface and family (before a packet is matched
 /// to an instance), so every instance there shows the same figures for them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VrrpStatistics {
-    /// VRRPv2 authentication differs from ours (RFC 3768 section 7.1).
-    pub auth_failures: u64,
-    /// VRRPv2 authentication type other than 0 or 1.
-    pub invalid_auth_type: u64,
-    /// Type field other than 1 (ADVERTISEMENT).
-    pub invalid_type: u64,
-    /// Advertisement interval differs (VRRPv2) or is zero (VRRPv3).
-    pub advert_interval_errors: u64,
-    /// TTL / hop limit below 255 (RFC 5798 section 7.1).
-    pub ip_ttl_errors: u64,
-    /// Address list differs and the sender is not the owner.
-    pub address_list_errors: u64,
-    /// Too short, length not matching the address count, or an unreadable IP header.
-    pub packet_length_errors: u64,
-    /// Checksum does not verify.
-    pub checksum_errors: u64,
-    /// Version not the instance's.
-    pub version_errors: u64,
-    /// VRID configured on no instance of the interface.
-    pub vrid_errors: u64,
-    /// Source or addresses of the other address family.
-    pub family_errors: u64,
-}
+///
+/// The runtime's own counters (the vrrp crate's `serde` feature gives them their JSON form, one
+/// field per counter under the same name), so the report cannot drift from what is counted.
+pub type VrrpStatistics = vrrp::linux::Drops;
 
 /// A peer node, as heard through the pair heartbeat.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -73,7 +73,7 @@ use crate::heartbeat::{self, Beat, InstanceInfo, PeerCommand};
 use crate::hold::{HoldEnd, PreemptHold};
 use crate::status::{
     unix_time, AdminForwardStatus, HookCommands, HookStatus, InstanceStatus, NodeState, PeerStatus,
-    PreemptHoldStatus, ReloadStatus, SetStatus, StandbyStatus, Status, VrrpStatistics,
+    PreemptHoldStatus, ReloadStatus, SetStatus, StandbyStatus, Status,
 };
 
 /// Heartbeat period.
@@ -1784,7 +1784,7 @@ impl Sup {
                         .collect(),
                     adverts_received: rs.map_or(0, |r| r.adverts_received),
                     last_advert_seen: rs.and_then(|r| r.last_advert).map(wall_time),
-                    statistics: rs.map_or_else(Default::default, |r| statistics(&r.drops)),
+                    statistics: rs.map_or_else(Default::default, |r| r.drops),
                 }
             })
             .collect();
@@ -1904,23 +1904,6 @@ impl Sup {
 }
 
 /// A monotonic instant as wall-clock seconds since the Unix epoch.
-/// The runtime's drop counters as the status report shows them.
-fn statistics(d: &vrrp::linux::Drops) -> VrrpStatistics {
-    VrrpStatistics {
-        auth_failures: d.auth_failures,
-        invalid_auth_type: d.invalid_auth_type,
-        invalid_type: d.invalid_type,
-        advert_interval_errors: d.advert_interval_errors,
-        ip_ttl_errors: d.ip_ttl_errors,
-        address_list_errors: d.address_list_errors,
-        packet_length_errors: d.packet_length_errors,
-        checksum_errors: d.checksum_errors,
-        version_errors: d.version_errors,
-        vrid_errors: d.vrid_errors,
-        family_errors: d.family_errors,
-    }
-}
-
 fn wall_time(at: Instant) -> f64 {
     let ago = Instant::now().saturating_duration_since(at);
     unix_time(SystemTime::now()) - ago.as_secs_f64()

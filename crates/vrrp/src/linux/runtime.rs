@@ -200,6 +200,7 @@ pub struct InstanceStatus {
 /// instance on one interface and family shows the same figures, as the MIB's router-wide
 /// VRID error counter does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Drops {
     /// VRRPv2 authentication differs from ours (`vrrpStatsAuthFailures`, RFC 3768 section 7.1).
     pub auth_failures: u64,
