@@ -4,42 +4,27 @@
 //! compression that was not negotiated) are clear errors with nothing applied.
 mod transfer_common;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::time::Duration;
 
 use sync::transfer::auth::{server_handshake, Identity};
 use sync::transfer::compress::{Level, FEATURE_ZSTD};
 use sync::transfer::frame::{FrameReader, FrameWriter, MAX_FRAME};
 use sync::transfer::msg::{BackupMode, Encoding, Msg};
 use sync::transfer::puller::{pull_once, RoundReport};
-use sync::transfer::server::{ServedSet, Server, ServerConfig, ServerHandle};
+use sync::transfer::server::ServerHandle;
 use sync::transfer::{PullTransport, ServerTransport, TransferError};
-use sync::tree::exclude::Excludes;
+use sync::tree::manifest::Manifest;
 use sync::tree::store::GenStore;
 use transfer_common::fake::{announce, file_entry, manifest};
 use transfer_common::*;
 
 fn serve_with(root: &Path, compression: Option<Level>) -> ServerHandle {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    Server::new(ServerConfig {
-        key: key(),
-        identity: Identity::new("primary", BackupMode::Active),
-        sets: vec![ServedSet {
-            name: "data".into(),
-            root: root.to_path_buf(),
-            excludes: Excludes::new(["*.tmp"]),
-            watch: false,
-        }],
-        max_connections: 8,
-        io_timeout: Duration::from_secs(20),
-        transport: ServerTransport {
-            tls: None,
-            compression,
-        },
-    })
-    .spawn(listener)
-    .unwrap()
+    let transport = ServerTransport {
+        tls: None,
+        compression,
+    };
+    serve_transport(root, false, transport)
 }
 
 /// Configuration-like text: compresses well.
@@ -149,6 +134,29 @@ fn compression_is_used_only_when_both_sides_offer_it() {
     );
 }
 
+/// Plays a server that offers zstd on the first connection to `l`: authenticates, reads the
+/// Pull, announces `m`, reads the Fetch and begins file 0 literally. `None` if the handshake
+/// failed.
+fn zstd_fake_begin_file(
+    l: TcpListener,
+    m: &Manifest,
+) -> Option<(FrameReader<TcpStream>, FrameWriter<TcpStream>)> {
+    let (s, _) = l.accept().unwrap();
+    let mut r = FrameReader::new(s.try_clone().unwrap());
+    let mut w = FrameWriter::new(s);
+    let mut me = Identity::new("evil", BackupMode::Active);
+    me.features = FEATURE_ZSTD;
+    server_handshake(&mut r, &mut w, &key(), &me).ok()?;
+    let _ = r.read(); // Pull
+    announce(&mut w, m, None);
+    let _ = r.read(); // Fetch
+    let _ = w.write(&Msg::FileBegin {
+        index: 0,
+        encoding: Encoding::Literal { offset: 0 },
+    });
+    Some((r, w))
+}
+
 /// A fake server that offers compression, announces one file and answers the fetch with
 /// `frame` as its data; returns the puller's error.
 fn hostile(frame: Msg) -> (TransferError, tempfile::TempDir) {
@@ -157,21 +165,9 @@ fn hostile(frame: Msg) -> (TransferError, tempfile::TempDir) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr: SocketAddr = l.local_addr().unwrap();
     let server = std::thread::spawn(move || {
-        let (s, _) = l.accept().unwrap();
-        let mut r = FrameReader::new(s.try_clone().unwrap());
-        let mut w = FrameWriter::new(s);
-        let mut me = Identity::new("evil", BackupMode::Active);
-        me.features = FEATURE_ZSTD;
-        if server_handshake(&mut r, &mut w, &key(), &me).is_err() {
+        let Some((mut r, mut w)) = zstd_fake_begin_file(l, &m) else {
             return;
-        }
-        let _ = r.read(); // Pull
-        announce(&mut w, &m, None);
-        let _ = r.read(); // Fetch
-        let _ = w.write(&Msg::FileBegin {
-            index: 0,
-            encoding: Encoding::Literal { offset: 0 },
-        });
+        };
         let _ = w.write(&frame);
         let _ = w.write(&Msg::FileEnd {
             hash: *blake3::hash(&data).as_bytes(),
@@ -239,19 +235,8 @@ fn compressed_frames_without_negotiation_are_refused() {
     let addr = l.local_addr().unwrap();
     let len = data.len() as u32;
     let server = std::thread::spawn(move || {
-        let (s, _) = l.accept().unwrap();
-        let mut r = FrameReader::new(s.try_clone().unwrap());
-        let mut w = FrameWriter::new(s);
-        let mut me = Identity::new("evil", BackupMode::Active);
-        me.features = FEATURE_ZSTD;
-        server_handshake(&mut r, &mut w, &key(), &me).unwrap();
-        let _ = r.read();
-        announce(&mut w, &m, None);
-        let _ = r.read();
-        let _ = w.write(&Msg::FileBegin {
-            index: 0,
-            encoding: Encoding::Literal { offset: 0 },
-        });
+        let (mut r, mut w) =
+            zstd_fake_begin_file(l, &m).expect("the puller authenticates with the right key");
         let _ = w.write(&compressed(len, ok));
         let _ = w.flush();
         let _ = r.read();

@@ -7,7 +7,6 @@ use std::os::unix::fs::symlink;
 
 use sync::transfer::auth::Key;
 use sync::transfer::puller::pull_once;
-use sync::transfer::TransferError;
 use sync::tree::store::GenStore;
 use transfer_common::*;
 
@@ -41,12 +40,13 @@ fn build_source(src: &std::path::Path) {
 
 #[test]
 fn full_then_incremental_rounds_reproduce_the_source() {
-    let src = tempfile::tempdir().unwrap();
-    let dst = tempfile::tempdir().unwrap();
-    build_source(src.path());
-    let server = serve(src.path(), false);
-    let cfg = pull_cfg(server.addr, key());
-    let store = GenStore::open(dst.path()).unwrap();
+    let Loopback {
+        store,
+        cfg,
+        server,
+        dst,
+        src,
+    } = Loopback::new(false, build_source);
 
     // Round 1: everything is new.
     let r1 = pull_once(&store, &cfg).unwrap();
@@ -117,13 +117,14 @@ fn full_then_incremental_rounds_reproduce_the_source() {
 
 #[test]
 fn changed_large_file_travels_as_delta() {
-    let src = tempfile::tempdir().unwrap();
-    let dst = tempfile::tempdir().unwrap();
     let mut data = noise(7, 2 << 20);
-    write(src.path(), "big.bin", &data);
-    let server = serve(src.path(), true);
-    let cfg = pull_cfg(server.addr, key());
-    let store = GenStore::open(dst.path()).unwrap();
+    let Loopback {
+        store,
+        cfg,
+        server,
+        dst,
+        src,
+    } = Loopback::new(true, |s| write(s, "big.bin", &data));
     pull_once(&store, &cfg).unwrap();
     // Change a few bytes in the middle, same length: the prefix does not help, the delta does.
     data[1_000_000..1_000_010].copy_from_slice(b"0123456789");
@@ -137,13 +138,14 @@ fn changed_large_file_travels_as_delta() {
 
 #[test]
 fn interrupted_file_resumes_from_partial_data() {
-    let src = tempfile::tempdir().unwrap();
-    let dst = tempfile::tempdir().unwrap();
     let data = noise(9, 4 << 20);
-    write(src.path(), "voice/long.wav", &data);
-    let server = serve(src.path(), false);
-    let cfg = pull_cfg(server.addr, key());
-    let store = GenStore::open(dst.path()).unwrap();
+    let Loopback {
+        store,
+        cfg,
+        server,
+        dst,
+        src,
+    } = Loopback::new(false, |s| write(s, "voice/long.wav", &data));
     // What an interrupted round leaves: the first 3 MiB in .partial.
     fs::write(store.partial_path("voice/long.wav"), &data[..3 << 20]).unwrap();
     let r = pull_once(&store, &cfg).unwrap();
@@ -165,33 +167,19 @@ fn interrupted_file_resumes_from_partial_data() {
 
 #[test]
 fn wrong_key_gets_no_data() {
-    let src = tempfile::tempdir().unwrap();
-    let dst = tempfile::tempdir().unwrap();
-    write(src.path(), "secret.conf", b"secret");
-    let server = serve(src.path(), false);
-    let cfg = pull_cfg(
-        server.addr,
-        Key::from_bytes(b"another key, 16+ bytes").unwrap(),
-    );
-    let store = GenStore::open(dst.path()).unwrap();
-    let err = pull_once(&store, &cfg).unwrap_err();
-    assert!(matches!(err, TransferError::Auth(_)), "{err}");
-    assert!(store.current_id().unwrap().is_none());
-    assert!(server.server.peers().is_empty());
-    server.stop();
+    let mut lb = Loopback::new(false, |s| write(s, "secret.conf", b"secret"));
+    lb.cfg.key = Key::from_bytes(b"another key, 16+ bytes").unwrap();
+    lb.assert_auth_refused();
+    lb.server.stop();
 }
 
 #[test]
 fn unknown_set_is_a_clear_error() {
-    let src = tempfile::tempdir().unwrap();
-    let dst = tempfile::tempdir().unwrap();
-    let server = serve(src.path(), false);
-    let mut cfg = pull_cfg(server.addr, key());
-    cfg.set = "nope".into();
-    let store = GenStore::open(dst.path()).unwrap();
-    let err = pull_once(&store, &cfg).unwrap_err();
+    let mut lb = Loopback::new(false, |_| {});
+    lb.cfg.set = "nope".into();
+    let err = pull_once(&lb.store, &lb.cfg).unwrap_err();
     assert!(err.to_string().contains("unknown sync set"), "{err}");
-    server.stop();
+    lb.server.stop();
 }
 
 #[test]
@@ -272,12 +260,13 @@ fn named_sets_pull_independently_with_status() {
 
 #[test]
 fn unreadable_stored_manifest_falls_back_to_a_full_pull() {
-    let src = tempfile::tempdir().unwrap();
-    let dst = tempfile::tempdir().unwrap();
-    write(src.path(), "a.conf", b"a");
-    let server = serve(src.path(), false);
-    let cfg = pull_cfg(server.addr, key());
-    let store = GenStore::open(dst.path()).unwrap();
+    let Loopback {
+        store,
+        cfg,
+        server,
+        dst,
+        src,
+    } = Loopback::new(false, |s| write(s, "a.conf", b"a"));
     let r1 = pull_once(&store, &cfg).unwrap();
     let id = r1.generation.unwrap();
     fs::write(
@@ -309,14 +298,15 @@ fn snapshot(src: &std::path::Path, to: &std::path::Path) {
 
 #[test]
 fn reused_generation_takes_every_change_and_leaves_the_current_one_alone() {
-    let src = tempfile::tempdir().unwrap();
-    let dst = tempfile::tempdir().unwrap();
     let snaps = tempfile::tempdir().unwrap();
-    build_source(src.path());
+    let Loopback {
+        store,
+        cfg,
+        server,
+        dst,
+        src,
+    } = Loopback::new(false, build_source);
     let s = src.path();
-    let server = serve(s, false);
-    let cfg = pull_cfg(server.addr, key());
-    let store = GenStore::open(dst.path()).unwrap();
     // Each step changes the source in a way the reused generation (two rounds old) must undo
     // or redo: kinds swapped both ways, metadata-only changes of files whose inode is shared
     // with the current generation, read-only directories, deletions and re-creations.
@@ -384,12 +374,13 @@ fn reused_generation_takes_every_change_and_leaves_the_current_one_alone() {
 
 #[test]
 fn watched_set_is_scanned_ahead_of_the_next_poll() {
-    let src = tempfile::tempdir().unwrap();
-    let dst = tempfile::tempdir().unwrap();
-    build_source(src.path());
-    let server = serve(src.path(), true);
-    let cfg = pull_cfg(server.addr, key());
-    let store = GenStore::open(dst.path()).unwrap();
+    let Loopback {
+        store,
+        cfg,
+        server,
+        dst,
+        src,
+    } = Loopback::new(true, build_source);
     pull_once(&store, &cfg).unwrap();
     let (scans, _) = server.server.scan_stats("data").unwrap();
     write(src.path(), "etc/pbx.conf", b"[general]\nport=5099\n");
@@ -417,13 +408,14 @@ fn watched_set_is_scanned_ahead_of_the_next_poll() {
 /// generation before shares inodes with the changed one).
 #[test]
 fn generation_changed_in_place_is_not_trusted_as_a_basis() {
-    let src = tempfile::tempdir().unwrap();
-    let dst = tempfile::tempdir().unwrap();
-    build_source(src.path());
+    let Loopback {
+        store,
+        cfg,
+        server,
+        dst,
+        src,
+    } = Loopback::new(false, build_source);
     let s = src.path();
-    let server = serve(s, false);
-    let cfg = pull_cfg(server.addr, key());
-    let store = GenStore::open(dst.path()).unwrap();
     pull_once(&store, &cfg).unwrap();
     write(s, "etc/users/103.conf", b"user 103\n");
     pull_once(&store, &cfg).unwrap();
@@ -470,13 +462,14 @@ fn generation_changed_in_place_is_not_trusted_as_a_basis() {
 /// accept "unchanged" for it nor switch back to it as it is.
 #[test]
 fn current_changed_in_place_is_pulled_again_for_the_same_generation() {
-    let src = tempfile::tempdir().unwrap();
-    let dst = tempfile::tempdir().unwrap();
-    build_source(src.path());
+    let Loopback {
+        store,
+        cfg,
+        server,
+        dst,
+        src,
+    } = Loopback::new(false, build_source);
     let s = src.path();
-    let server = serve(s, false);
-    let cfg = pull_cfg(server.addr, key());
-    let store = GenStore::open(dst.path()).unwrap();
     let r0 = pull_once(&store, &cfg).unwrap();
     let cur = fs::canonicalize(current(dst.path())).unwrap();
     write(&cur, "etc/users/100.conf", b"changed in place\n");
@@ -530,13 +523,14 @@ fn plain_seed_directory_is_adopted_in_place_and_then_pulled_over() {
 /// tree), and a change made in place is still seen by the very next poll.
 #[test]
 fn no_change_polls_answer_from_the_watch_and_still_see_changes_in_place() {
-    let src = tempfile::tempdir().unwrap();
-    let dst = tempfile::tempdir().unwrap();
-    build_source(src.path());
+    let Loopback {
+        store,
+        cfg,
+        server,
+        dst,
+        src,
+    } = Loopback::new(false, build_source);
     let s = src.path();
-    let server = serve(s, false);
-    let cfg = pull_cfg(server.addr, key());
-    let store = GenStore::open(dst.path()).unwrap();
     let r0 = pull_once(&store, &cfg).unwrap();
     assert!(r0.changed);
     // The commit armed the watch in the background: polls walk nothing.
@@ -578,13 +572,14 @@ fn no_change_polls_answer_from_the_watch_and_still_see_changes_in_place() {
 /// pulls the file again.
 #[test]
 fn change_through_the_previous_generation_is_seen() {
-    let src = tempfile::tempdir().unwrap();
-    let dst = tempfile::tempdir().unwrap();
-    build_source(src.path());
+    let Loopback {
+        store,
+        cfg,
+        server,
+        dst,
+        src,
+    } = Loopback::new(false, build_source);
     let s = src.path();
-    let server = serve(s, false);
-    let cfg = pull_cfg(server.addr, key());
-    let store = GenStore::open(dst.path()).unwrap();
     let r0 = pull_once(&store, &cfg).unwrap();
     write(s, "etc/users/103.conf", b"user 103\n");
     let r1 = pull_once(&store, &cfg).unwrap();
@@ -613,16 +608,19 @@ fn change_through_the_previous_generation_is_seen() {
 /// old version as prefix; only the appended bytes travel and the result is exact.
 #[test]
 fn appended_file_travels_as_its_tail_from_the_scan_and_the_clone() {
-    let src = tempfile::tempdir().unwrap();
-    let dst = tempfile::tempdir().unwrap();
-    build_source(src.path());
-    let s = src.path();
     // The scan caches only files older than its racy window; wait that out each time.
     let settle = || std::thread::sleep(sync::tree::scan::RACY_WINDOW * 2);
-    settle();
-    let server = serve(s, false);
-    let cfg = pull_cfg(server.addr, key());
-    let store = GenStore::open(dst.path()).unwrap();
+    let Loopback {
+        store,
+        cfg,
+        server,
+        dst,
+        src,
+    } = Loopback::new(false, |s| {
+        build_source(s);
+        settle();
+    });
+    let s = src.path();
     pull_once(&store, &cfg).unwrap();
     for round in 0..3u64 {
         let mut f = fs::OpenOptions::new()

@@ -11,12 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-use sync::transfer::auth::{Identity, Key};
-use sync::transfer::msg::BackupMode;
+use sync::transfer::auth::Key;
 use sync::transfer::puller::pull_once;
-use sync::transfer::server::{ServedSet, Server, ServerConfig, ServerHandle};
 use sync::transfer::{PullTransport, ServerTransport, TlsClient, TlsServer, TransferError};
-use sync::tree::exclude::Excludes;
 use sync::tree::store::GenStore;
 use transfer_common::*;
 
@@ -57,25 +54,6 @@ impl Pki {
     fn client(&self, server_name: Option<&str>) -> TlsClient {
         TlsClient::load(&self.path("ca.pem"), server_name.map(str::to_string)).unwrap()
     }
-}
-
-fn serve_with(root: &Path, transport: ServerTransport) -> ServerHandle {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    Server::new(ServerConfig {
-        key: key(),
-        identity: Identity::new("primary", BackupMode::Active),
-        sets: vec![ServedSet {
-            name: "data".into(),
-            root: root.to_path_buf(),
-            excludes: Excludes::new(["*.tmp"]),
-            watch: false,
-        }],
-        max_connections: 8,
-        io_timeout: Duration::from_secs(20),
-        transport,
-    })
-    .spawn(listener)
-    .unwrap()
 }
 
 fn tls_server(pki: &Pki) -> ServerTransport {
@@ -146,15 +124,17 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 #[test]
 fn sync_over_tls_reproduces_the_tree_and_hides_the_content() {
     let pki = Pki::new("test CA", &["localhost", "127.0.0.1"]);
-    let src = tempfile::tempdir().unwrap();
-    build(src.path());
-    let server = serve_with(src.path(), tls_server(&pki));
+    let Loopback {
+        store,
+        server,
+        dst,
+        src,
+        ..
+    } = Loopback::with_transport(false, tls_server(&pki), build);
 
     // Through a recording relay: the file content must not be readable on the wire. The
     // relay's address is 127.0.0.1 too, so the default server name (the host part) applies.
     let (via, seen) = relay(server.addr);
-    let dst = tempfile::tempdir().unwrap();
-    let store = GenStore::open(dst.path()).unwrap();
     let mut cfg = pull_cfg(via, key());
     cfg.transport = tls_puller(pki.client(None));
     let r = pull_once(&store, &cfg).unwrap();
@@ -182,7 +162,7 @@ fn sync_over_tls_reproduces_the_tree_and_hides_the_content() {
         .for_each(|p| assert!(p.in_sync()));
 
     // The same data over plain TCP shows the content: the relay check above is not vacuous.
-    let plain_server = serve_with(src.path(), ServerTransport::default());
+    let plain_server = serve(src.path(), false);
     let (via, seen) = relay(plain_server.addr);
     let dst2 = tempfile::tempdir().unwrap();
     let store2 = GenStore::open(dst2.path()).unwrap();
@@ -195,12 +175,14 @@ fn sync_over_tls_reproduces_the_tree_and_hides_the_content() {
 #[test]
 fn plain_puller_at_a_tls_server_is_told_to_use_tls() {
     let pki = Pki::new("test CA", &["127.0.0.1"]);
-    let src = tempfile::tempdir().unwrap();
-    build(src.path());
-    let server = serve_with(src.path(), tls_server(&pki));
-    let dst = tempfile::tempdir().unwrap();
-    let store = GenStore::open(dst.path()).unwrap();
-    let err = pull_once(&store, &pull_cfg(server.addr, key())).unwrap_err();
+    let Loopback {
+        store,
+        cfg,
+        server,
+        dst: _dst,
+        src: _src,
+    } = Loopback::with_transport(false, tls_server(&pki), build);
+    let err = pull_once(&store, &cfg).unwrap_err();
     match &err {
         TransferError::Remote(m) => assert!(m.contains("requires TLS"), "{err}"),
         other => panic!("expected the server's TLS-required error, got {other}"),
@@ -212,12 +194,13 @@ fn plain_puller_at_a_tls_server_is_told_to_use_tls() {
 #[test]
 fn tls_puller_at_a_plain_server_fails_in_the_handshake() {
     let pki = Pki::new("test CA", &["127.0.0.1"]);
-    let src = tempfile::tempdir().unwrap();
-    build(src.path());
-    let server = serve_with(src.path(), ServerTransport::default());
-    let dst = tempfile::tempdir().unwrap();
-    let store = GenStore::open(dst.path()).unwrap();
-    let mut cfg = pull_cfg(server.addr, key());
+    let Loopback {
+        store,
+        mut cfg,
+        server,
+        dst: _dst,
+        src: _src,
+    } = Loopback::new(false, build);
     cfg.transport = tls_puller(pki.client(None));
     let err = pull_once(&store, &cfg).unwrap_err();
     match &err {
@@ -234,13 +217,14 @@ fn tls_puller_at_a_plain_server_fails_in_the_handshake() {
 fn untrusted_ca_and_wrong_server_name_are_refused() {
     let pki = Pki::new("test CA", &["pbx-a.example", "127.0.0.1"]);
     let other = Pki::new("another CA", &["pbx-a.example"]);
-    let src = tempfile::tempdir().unwrap();
-    build(src.path());
-    let server = serve_with(src.path(), tls_server(&pki));
-    let dst = tempfile::tempdir().unwrap();
-    let store = GenStore::open(dst.path()).unwrap();
+    let Loopback {
+        store,
+        mut cfg,
+        server,
+        dst: _dst,
+        src: _src,
+    } = Loopback::with_transport(false, tls_server(&pki), build);
 
-    let mut cfg = pull_cfg(server.addr, key());
     cfg.transport = tls_puller(other.client(None));
     let err = pull_once(&store, &cfg).unwrap_err();
     match &err {
@@ -269,21 +253,11 @@ fn untrusted_ca_and_wrong_server_name_are_refused() {
 #[test]
 fn wrong_key_inside_tls_gets_no_data() {
     let pki = Pki::new("test CA", &["127.0.0.1"]);
-    let src = tempfile::tempdir().unwrap();
-    build(src.path());
-    let server = serve_with(src.path(), tls_server(&pki));
-    let dst = tempfile::tempdir().unwrap();
-    let store = GenStore::open(dst.path()).unwrap();
-    let mut cfg = pull_cfg(
-        server.addr,
-        Key::from_bytes(b"a valid certificate is not the key").unwrap(),
-    );
-    cfg.transport = tls_puller(pki.client(None));
-    let err = pull_once(&store, &cfg).unwrap_err();
-    assert!(matches!(err, TransferError::Auth(_)), "{err}");
-    assert!(store.current_id().unwrap().is_none());
-    assert!(server.server.peers().is_empty());
-    server.stop();
+    let mut lb = Loopback::with_transport(false, tls_server(&pki), build);
+    lb.cfg.key = Key::from_bytes(b"a valid certificate is not the key").unwrap();
+    lb.cfg.transport = tls_puller(pki.client(None));
+    lb.assert_auth_refused();
+    lb.server.stop();
 }
 
 #[test]

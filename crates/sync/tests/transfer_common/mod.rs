@@ -11,10 +11,13 @@ use std::time::{Duration, SystemTime};
 
 use sync::transfer::auth::{Identity, Key};
 use sync::transfer::msg::BackupMode;
-use sync::transfer::puller::PullConfig;
+use sync::transfer::puller::{pull_once, PullConfig};
 use sync::transfer::server::{ServedSet, Server, ServerConfig, ServerHandle};
+use sync::transfer::{ServerTransport, TransferError};
 use sync::tree::exclude::Excludes;
 use sync::tree::manifest::Limits;
+use sync::tree::store::GenStore;
+use tempfile::TempDir;
 
 pub const KEY: &[u8] = b"0123456789abcdef-test-key";
 
@@ -23,6 +26,11 @@ pub fn key() -> Key {
 }
 
 pub fn serve(root: &Path, watch: bool) -> ServerHandle {
+    serve_transport(root, watch, ServerTransport::default())
+}
+
+/// Serves `root` as set "data" (excluding `*.tmp`) on a loopback port with `transport`.
+pub fn serve_transport(root: &Path, watch: bool, transport: ServerTransport) -> ServerHandle {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let cfg = ServerConfig {
         key: key(),
@@ -35,9 +43,57 @@ pub fn serve(root: &Path, watch: bool) -> ServerHandle {
         }],
         max_connections: 8,
         io_timeout: Duration::from_secs(20),
-        transport: Default::default(),
+        transport,
     };
     Server::new(cfg).spawn(listener).unwrap()
+}
+
+/// One loopback sync: a source tree (filled before the server starts), a server of it, a
+/// puller configuration for it (plain, right key) and a generation store in its own directory.
+/// Fields drop store first, source last.
+pub struct Loopback {
+    pub store: GenStore,
+    pub cfg: PullConfig,
+    pub server: ServerHandle,
+    pub dst: TempDir,
+    pub src: TempDir,
+}
+
+impl Loopback {
+    /// A plain server of the tree `fill` writes.
+    pub fn new(watch: bool, fill: impl FnOnce(&Path)) -> Loopback {
+        Loopback::with_transport(watch, ServerTransport::default(), fill)
+    }
+
+    /// A server with `transport` of the tree `fill` writes.
+    pub fn with_transport(
+        watch: bool,
+        transport: ServerTransport,
+        fill: impl FnOnce(&Path),
+    ) -> Loopback {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        fill(src.path());
+        let server = serve_transport(src.path(), watch, transport);
+        let cfg = pull_cfg(server.addr, key());
+        let store = GenStore::open(dst.path()).unwrap();
+        Loopback {
+            store,
+            cfg,
+            server,
+            dst,
+            src,
+        }
+    }
+
+    /// A round with `cfg` (a wrong key) fails authentication and leaves no trace on either
+    /// side: no generation in the store, no peer recorded by the server.
+    pub fn assert_auth_refused(&self) {
+        let err = pull_once(&self.store, &self.cfg).unwrap_err();
+        assert!(matches!(err, TransferError::Auth(_)), "{err}");
+        assert!(self.store.current_id().unwrap().is_none());
+        assert!(self.server.server.peers().is_empty());
+    }
 }
 
 pub fn pull_cfg(addr: std::net::SocketAddr, key: Key) -> PullConfig {
