@@ -21,6 +21,11 @@ fn assert_same(src: &std::path::Path, store_root: &std::path::Path) {
     }
 }
 
+/// `assert_same` for a fixture: its replica equals its source.
+fn assert_replica(lb: &Loopback) {
+    assert_same(lb.src.path(), lb.dst.path());
+}
+
 fn build_source(src: &std::path::Path) {
     write(src, "etc/pbx.conf", b"[general]\nport=5060\n");
     write(src, "etc/users/100.conf", b"user 100\n");
@@ -40,29 +45,23 @@ fn build_source(src: &std::path::Path) {
 
 #[test]
 fn full_then_incremental_rounds_reproduce_the_source() {
-    let Loopback {
-        store,
-        cfg,
-        server,
-        dst,
-        src,
-    } = Loopback::new(false, build_source);
+    let lb = Loopback::new(false, build_source);
 
     // Round 1: everything is new.
-    let r1 = pull_once(&store, &cfg).unwrap();
+    let r1 = lb.pull().unwrap();
     assert!(r1.changed);
     assert_eq!(r1.files_fetched, 6, "{r1}");
-    assert!(!current(dst.path()).join("scratch.tmp").exists());
-    assert_same(src.path(), dst.path());
+    assert!(!current(lb.dst.path()).join("scratch.tmp").exists());
+    assert_replica(&lb);
 
     // Round 2: nothing changed: a generation compare, not a file list.
-    let r2 = pull_once(&store, &cfg).unwrap();
+    let r2 = lb.pull().unwrap();
     assert!(!r2.changed);
     assert_eq!(r2.generation, r1.generation);
     assert!(r2.bytes_received + r2.bytes_sent < 1024, "{r2}");
 
     // Round 3: changed, deleted, renamed, new, chmod, touch, symlink retargeted, dir removed.
-    let s = src.path();
+    let s = lb.src.path();
     write(s, "etc/pbx.conf", b"[general]\nport=5061\n");
     fs::remove_file(s.join("etc/users/101.conf")).unwrap();
     fs::rename(s.join("voice/menu.wav"), s.join("voice/main-menu.wav")).unwrap();
@@ -78,14 +77,14 @@ fn full_then_incremental_rounds_reproduce_the_source() {
     fs::write(s.join("voice/greeting.wav"), &grown).unwrap();
 
     let old_gen = r1.generation.unwrap();
-    let r3 = pull_once(&store, &cfg).unwrap();
+    let r3 = lb.pull().unwrap();
     assert!(r3.changed, "{r3}");
-    assert_same(src.path(), dst.path());
+    assert_replica(&lb);
     // The rename is a local copy, the appended voice file costs only the appended bytes.
     assert_eq!(r3.files_fetched, 4, "{r3}");
     assert!(r3.bytes_received < 300_000, "{r3}");
     // The previous generation is still there, intact, for readers that resolved it.
-    let prev = store.gen_dir(&old_gen);
+    let prev = lb.store.gen_dir(&old_gen);
     assert_eq!(
         fs::read(prev.join("etc/users/101.conf")).unwrap(),
         b"user 101\n"
@@ -98,71 +97,59 @@ fn full_then_incremental_rounds_reproduce_the_source() {
     // Round 4: back to an older shape is just another generation; the one before the previous
     // is garbage-collected.
     write(s, "etc/pbx.conf", b"[general]\nport=5062\n");
-    let r4 = pull_once(&store, &cfg).unwrap();
-    assert_same(src.path(), dst.path());
+    let r4 = lb.pull().unwrap();
+    assert_replica(&lb);
     assert!(
-        !store.gen_dir(&old_gen).exists(),
+        !lb.store.gen_dir(&old_gen).exists(),
         "two generations back must be collected"
     );
-    assert!(store.gen_dir(&r3.generation.unwrap()).exists());
+    assert!(lb.store.gen_dir(&r3.generation.unwrap()).exists());
 
     // The server recorded the puller and its generation.
-    let peers = server.server.peers();
+    let peers = lb.server.server.peers();
     assert_eq!(peers.len(), 1);
     assert_eq!(peers[0].node_id, "standby");
     assert_eq!(peers[0].generation, r4.generation);
     assert!(peers[0].in_sync());
-    server.stop();
+    lb.server.stop();
 }
 
 #[test]
 fn changed_large_file_travels_as_delta() {
     let mut data = noise(7, 2 << 20);
-    let Loopback {
-        store,
-        cfg,
-        server,
-        dst,
-        src,
-    } = Loopback::new(true, |s| write(s, "big.bin", &data));
-    pull_once(&store, &cfg).unwrap();
+    let lb = Loopback::new(true, |s| write(s, "big.bin", &data));
+    lb.pull().unwrap();
     // Change a few bytes in the middle, same length: the prefix does not help, the delta does.
     data[1_000_000..1_000_010].copy_from_slice(b"0123456789");
-    fs::write(src.path().join("big.bin"), &data).unwrap();
-    let r = pull_once(&store, &cfg).unwrap();
-    assert_same(src.path(), dst.path());
+    fs::write(lb.src.path().join("big.bin"), &data).unwrap();
+    let r = lb.pull().unwrap();
+    assert_replica(&lb);
     assert_eq!(r.files_fetched, 1);
     assert!(r.bytes_received < 100_000, "{r}");
-    server.stop();
+    lb.server.stop();
 }
 
 #[test]
 fn interrupted_file_resumes_from_partial_data() {
     let data = noise(9, 4 << 20);
-    let Loopback {
-        store,
-        cfg,
-        server,
-        dst,
-        src,
-    } = Loopback::new(false, |s| write(s, "voice/long.wav", &data));
+    let lb = Loopback::new(false, |s| write(s, "voice/long.wav", &data));
     // What an interrupted round leaves: the first 3 MiB in .partial.
-    fs::write(store.partial_path("voice/long.wav"), &data[..3 << 20]).unwrap();
-    let r = pull_once(&store, &cfg).unwrap();
-    assert_same(src.path(), dst.path());
+    fs::write(lb.store.partial_path("voice/long.wav"), &data[..3 << 20]).unwrap();
+    let r = lb.pull().unwrap();
+    assert_replica(&lb);
     assert!(r.bytes_received < (1 << 20) + 50_000, "{r}");
     // Partial data that does not match is not trusted: the file comes whole and correct.
     let dst2 = tempfile::tempdir().unwrap();
     let store2 = GenStore::open(dst2.path()).unwrap();
     fs::write(store2.partial_path("voice/long.wav"), noise(10, 1 << 20)).unwrap();
-    let r = pull_once(&store2, &cfg).unwrap();
-    assert_same(src.path(), dst2.path());
+    let r = pull_once(&store2, &lb.cfg).unwrap();
+    assert_same(lb.src.path(), dst2.path());
     assert!(r.bytes_received > 4 << 20, "{r}");
     assert_eq!(
         fs::read_dir(dst2.path().join(".partial")).unwrap().count(),
         0
     );
-    server.stop();
+    lb.server.stop();
 }
 
 #[test]
@@ -260,28 +247,27 @@ fn named_sets_pull_independently_with_status() {
 
 #[test]
 fn unreadable_stored_manifest_falls_back_to_a_full_pull() {
-    let Loopback {
-        store,
-        cfg,
-        server,
-        dst,
-        src,
-    } = Loopback::new(false, |s| write(s, "a.conf", b"a"));
-    let r1 = pull_once(&store, &cfg).unwrap();
+    let lb = Loopback::new(false, |s| write(s, "a.conf", b"a"));
+    let r1 = lb.pull().unwrap();
     let id = r1.generation.unwrap();
     fs::write(
-        dst.path().join(format!(".gens/{}.manifest", id.to_hex())),
+        lb.dst
+            .path()
+            .join(format!(".gens/{}.manifest", id.to_hex())),
         b"garbage",
     )
     .unwrap();
-    write(src.path(), "a.conf", b"b");
+    write(lb.src.path(), "a.conf", b"b");
     // The damaged manifest is noticed (error, generation kept) and the next round recovers.
-    let e = pull_once(&store, &cfg).unwrap_err();
+    let e = lb.pull().unwrap_err();
     assert!(e.to_string().contains("manifest"), "{e}");
-    assert_eq!(fs::read(current(dst.path()).join("a.conf")).unwrap(), b"a");
-    pull_once(&store, &cfg).unwrap();
-    assert_same(src.path(), dst.path());
-    server.stop();
+    assert_eq!(
+        fs::read(current(lb.dst.path()).join("a.conf")).unwrap(),
+        b"a"
+    );
+    lb.pull().unwrap();
+    assert_replica(&lb);
+    lb.server.stop();
 }
 
 /// `cp -a` of a tree (keeps modes and nanosecond mtimes), to compare an older generation with
@@ -299,14 +285,8 @@ fn snapshot(src: &std::path::Path, to: &std::path::Path) {
 #[test]
 fn reused_generation_takes_every_change_and_leaves_the_current_one_alone() {
     let snaps = tempfile::tempdir().unwrap();
-    let Loopback {
-        store,
-        cfg,
-        server,
-        dst,
-        src,
-    } = Loopback::new(false, build_source);
-    let s = src.path();
+    let lb = Loopback::new(false, build_source);
+    let s = lb.src.path();
     // Each step changes the source in a way the reused generation (two rounds old) must undo
     // or redo: kinds swapped both ways, metadata-only changes of files whose inode is shared
     // with the current generation, read-only directories, deletions and re-creations.
@@ -341,21 +321,21 @@ fn reused_generation_takes_every_change_and_leaves_the_current_one_alone() {
         }),
         Box::new(|| write(s, "etc/users/101.conf", b"user 101 is back\n")),
     ];
-    let r = pull_once(&store, &cfg).unwrap();
+    let r = lb.pull().unwrap();
     let mut prev = (r.generation.unwrap(), snaps.path().join("0"));
     snapshot(s, &prev.1);
     let mut reused = 0;
     for (i, step) in steps.iter().enumerate() {
         step();
-        let r = pull_once(&store, &cfg).unwrap();
+        let r = lb.pull().unwrap();
         assert!(r.changed, "step {i}: {r}");
-        assert_same(s, dst.path());
+        assert_replica(&lb);
         if r.files_kept > 0 {
             reused += 1;
         }
         // The generation that was current until now is untouched: equal to the source as it
         // was when it was pulled.
-        let d = tree_diff(&prev.1, &store.gen_dir(&prev.0));
+        let d = tree_diff(&prev.1, &lb.store.gen_dir(&prev.0));
         assert!(
             d.is_empty(),
             "step {i}: previous generation changed: {d:#?}"
@@ -369,37 +349,31 @@ fn reused_generation_takes_every_change_and_leaves_the_current_one_alone() {
     // Every round from the third on reuses the generation two rounds old.
     assert_eq!(reused, steps.len() - 1);
     chmod(&s.join("ro"), 0o755);
-    server.stop();
+    lb.server.stop();
 }
 
 #[test]
 fn watched_set_is_scanned_ahead_of_the_next_poll() {
-    let Loopback {
-        store,
-        cfg,
-        server,
-        dst,
-        src,
-    } = Loopback::new(true, build_source);
-    pull_once(&store, &cfg).unwrap();
-    let (scans, _) = server.server.scan_stats("data").unwrap();
-    write(src.path(), "etc/pbx.conf", b"[general]\nport=5099\n");
+    let lb = Loopback::new(true, build_source);
+    lb.pull().unwrap();
+    let (scans, _) = lb.server.server.scan_stats("data").unwrap();
+    write(lb.src.path(), "etc/pbx.conf", b"[general]\nport=5099\n");
     // No puller asks; the server scans once the tree has been quiet (wide margin).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while server.server.scan_stats("data").unwrap().0 == scans {
+    while lb.server.server.scan_stats("data").unwrap().0 == scans {
         assert!(
             std::time::Instant::now() < deadline,
             "no scan ahead within 20 s"
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let ahead = server.server.scan_stats("data").unwrap().0;
+    let ahead = lb.server.server.scan_stats("data").unwrap().0;
     // The next poll uses that manifest: no scan of its own, and it gets the change.
-    let r = pull_once(&store, &cfg).unwrap();
+    let r = lb.pull().unwrap();
     assert!(r.changed, "{r}");
-    assert_same(src.path(), dst.path());
-    assert_eq!(server.server.scan_stats("data").unwrap().0, ahead);
-    server.stop();
+    assert_replica(&lb);
+    assert_eq!(lb.server.server.scan_stats("data").unwrap().0, ahead);
+    lb.server.stop();
 }
 
 /// A node that was master wrote into `ROOT/current` in place (as the application does after a
@@ -408,21 +382,15 @@ fn watched_set_is_scanned_ahead_of_the_next_poll() {
 /// generation before shares inodes with the changed one).
 #[test]
 fn generation_changed_in_place_is_not_trusted_as_a_basis() {
-    let Loopback {
-        store,
-        cfg,
-        server,
-        dst,
-        src,
-    } = Loopback::new(false, build_source);
-    let s = src.path();
-    pull_once(&store, &cfg).unwrap();
+    let lb = Loopback::new(false, build_source);
+    let s = lb.src.path();
+    lb.pull().unwrap();
     write(s, "etc/users/103.conf", b"user 103\n");
-    pull_once(&store, &cfg).unwrap();
-    assert_same(s, dst.path());
+    lb.pull().unwrap();
+    assert_replica(&lb);
 
     // The application writes in place below current (same inodes as the generation before).
-    let cur = fs::canonicalize(current(dst.path())).unwrap();
+    let cur = fs::canonicalize(current(lb.dst.path())).unwrap();
     write(
         &cur,
         "etc/users/100.conf",
@@ -441,46 +409,39 @@ fn generation_changed_in_place_is_not_trusted_as_a_basis() {
     write(s, "etc/users/104.conf", b"user 104\n");
     write(s, "voice/menu.wav", &noise(9, 700_000));
     chmod(&s.join("voice/menu.wav"), 0o640);
-    let r1 = pull_once(&store, &cfg).unwrap();
+    let r1 = lb.pull().unwrap();
     assert!(r1.changed, "{r1}");
-    assert_same(s, dst.path());
+    assert_replica(&lb);
     // Converges: the next round has nothing to do.
-    let r2 = pull_once(&store, &cfg).unwrap();
+    let r2 = lb.pull().unwrap();
     assert!(!r2.changed, "{r2}");
-    assert_same(s, dst.path());
+    assert_replica(&lb);
     // The next change reuses the generation that was changed in place as staging basis.
     write(s, "etc/users/105.conf", b"user 105\n");
-    let r3 = pull_once(&store, &cfg).unwrap();
+    let r3 = lb.pull().unwrap();
     assert!(r3.changed, "{r3}");
-    assert_same(s, dst.path());
-    let r4 = pull_once(&store, &cfg).unwrap();
+    assert_replica(&lb);
+    let r4 = lb.pull().unwrap();
     assert!(!r4.changed, "{r4}");
-    server.stop();
+    lb.server.stop();
 }
 
 /// The server's generation is one we hold, but it was changed in place: the puller must not
 /// accept "unchanged" for it nor switch back to it as it is.
 #[test]
 fn current_changed_in_place_is_pulled_again_for_the_same_generation() {
-    let Loopback {
-        store,
-        cfg,
-        server,
-        dst,
-        src,
-    } = Loopback::new(false, build_source);
-    let s = src.path();
-    let r0 = pull_once(&store, &cfg).unwrap();
-    let cur = fs::canonicalize(current(dst.path())).unwrap();
+    let lb = Loopback::new(false, build_source);
+    let r0 = lb.pull().unwrap();
+    let cur = fs::canonicalize(current(lb.dst.path())).unwrap();
     write(&cur, "etc/users/100.conf", b"changed in place\n");
     write(&cur, "added.dat", b"added in place");
-    let r1 = pull_once(&store, &cfg).unwrap();
+    let r1 = lb.pull().unwrap();
     assert_eq!(r1.generation, r0.generation);
-    assert_same(s, dst.path());
-    let r2 = pull_once(&store, &cfg).unwrap();
+    assert_replica(&lb);
+    let r2 = lb.pull().unwrap();
     assert!(!r2.changed, "{r2}");
-    assert_same(s, dst.path());
-    server.stop();
+    assert_replica(&lb);
+    lb.server.stop();
 }
 
 #[test]
@@ -523,47 +484,44 @@ fn plain_seed_directory_is_adopted_in_place_and_then_pulled_over() {
 /// tree), and a change made in place is still seen by the very next poll.
 #[test]
 fn no_change_polls_answer_from_the_watch_and_still_see_changes_in_place() {
-    let Loopback {
-        store,
-        cfg,
-        server,
-        dst,
-        src,
-    } = Loopback::new(false, build_source);
-    let s = src.path();
-    let r0 = pull_once(&store, &cfg).unwrap();
+    let lb = Loopback::new(false, build_source);
+    let r0 = lb.pull().unwrap();
     assert!(r0.changed);
     // The commit armed the watch in the background: polls walk nothing.
     for _ in 0..3 {
-        let r = pull_once(&store, &cfg).unwrap();
+        let r = lb.pull().unwrap();
         assert!(!r.changed, "{r}");
     }
-    assert_eq!(store.full_checks(), 0, "a no-change poll walked the tree");
+    assert_eq!(
+        lb.store.full_checks(),
+        0,
+        "a no-change poll walked the tree"
+    );
 
     // Written in place, same size, deep in the tree: the next poll must not claim the generation.
-    let cur = fs::canonicalize(current(dst.path())).unwrap();
+    let cur = fs::canonicalize(current(lb.dst.path())).unwrap();
     write(&cur, "etc/users/101.conf", b"user 999\n");
-    let r = pull_once(&store, &cfg).unwrap();
+    let r = lb.pull().unwrap();
     assert_eq!(r.generation, r0.generation);
     assert!(r.files_fetched >= 1, "{r}");
-    assert_eq!(store.full_checks(), 1);
-    assert_same(s, dst.path());
+    assert_eq!(lb.store.full_checks(), 1);
+    assert_replica(&lb);
 
     // Readers cost nothing: reading the tree is no event.
-    let _ = fs::read(current(dst.path()).join("voice/greeting.wav")).unwrap();
-    let r = pull_once(&store, &cfg).unwrap();
+    let _ = fs::read(current(lb.dst.path()).join("voice/greeting.wav")).unwrap();
+    let r = lb.pull().unwrap();
     assert!(!r.changed, "{r}");
     assert_eq!(
-        store.full_checks(),
+        lb.store.full_checks(),
         1,
         "a read made the next poll walk the tree"
     );
 
     // A new file in place: seen, and removed by the round it causes.
     write(&cur, "etc/users/stray.conf", b"stray");
-    pull_once(&store, &cfg).unwrap();
-    assert_same(s, dst.path());
-    server.stop();
+    lb.pull().unwrap();
+    assert_replica(&lb);
+    lb.server.stop();
 }
 
 /// Generations share unchanged files as hard links. A change made through the previous
@@ -572,35 +530,30 @@ fn no_change_polls_answer_from_the_watch_and_still_see_changes_in_place() {
 /// pulls the file again.
 #[test]
 fn change_through_the_previous_generation_is_seen() {
-    let Loopback {
-        store,
-        cfg,
-        server,
-        dst,
-        src,
-    } = Loopback::new(false, build_source);
-    let s = src.path();
-    let r0 = pull_once(&store, &cfg).unwrap();
+    let lb = Loopback::new(false, build_source);
+    let s = lb.src.path();
+    let r0 = lb.pull().unwrap();
     write(s, "etc/users/103.conf", b"user 103\n");
-    let r1 = pull_once(&store, &cfg).unwrap();
+    let r1 = lb.pull().unwrap();
     assert!(r1.changed, "{r1}");
-    let r = pull_once(&store, &cfg).unwrap();
+    let r = lb.pull().unwrap();
     assert!(!r.changed, "{r}");
-    let before = store.full_checks();
+    let before = lb.store.full_checks();
 
     // etc/pbx.conf is one inode in both generations; written through the older one's path.
-    let a = dst
+    let a = lb
+        .dst
         .path()
         .join(".gens")
         .join(r0.generation.unwrap().to_hex());
     write(&a, "etc/pbx.conf", b"[general]\nport=9999\n");
-    let r = pull_once(&store, &cfg).unwrap();
+    let r = lb.pull().unwrap();
     assert!(r.files_fetched >= 1, "{r}");
-    assert!(store.full_checks() > before);
-    assert_same(s, dst.path());
-    let r = pull_once(&store, &cfg).unwrap();
+    assert!(lb.store.full_checks() > before);
+    assert_replica(&lb);
+    let r = lb.pull().unwrap();
     assert!(!r.changed, "{r}");
-    server.stop();
+    lb.server.stop();
 }
 
 /// A voice file appended to after the server's scan cached it: the server knows from the scan
@@ -610,18 +563,12 @@ fn change_through_the_previous_generation_is_seen() {
 fn appended_file_travels_as_its_tail_from_the_scan_and_the_clone() {
     // The scan caches only files older than its racy window; wait that out each time.
     let settle = || std::thread::sleep(sync::tree::scan::RACY_WINDOW * 2);
-    let Loopback {
-        store,
-        cfg,
-        server,
-        dst,
-        src,
-    } = Loopback::new(false, |s| {
+    let lb = Loopback::new(false, |s| {
         build_source(s);
         settle();
     });
-    let s = src.path();
-    pull_once(&store, &cfg).unwrap();
+    let s = lb.src.path();
+    lb.pull().unwrap();
     for round in 0..3u64 {
         let mut f = fs::OpenOptions::new()
             .append(true)
@@ -630,10 +577,10 @@ fn appended_file_travels_as_its_tail_from_the_scan_and_the_clone() {
         std::io::Write::write_all(&mut f, &noise(20 + round, 50_000)).unwrap();
         drop(f);
         settle();
-        let r = pull_once(&store, &cfg).unwrap();
+        let r = lb.pull().unwrap();
         assert_eq!(r.files_fetched, 1, "{r}");
         assert!(r.bytes_received < 200_000, "{r}");
-        assert_same(s, dst.path());
+        assert_replica(&lb);
     }
-    server.stop();
+    lb.server.stop();
 }

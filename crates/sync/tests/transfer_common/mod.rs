@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use sync::transfer::auth::{Identity, Key};
 use sync::transfer::msg::BackupMode;
-use sync::transfer::puller::{pull_once, PullConfig};
+use sync::transfer::puller::{pull_once, PullConfig, RoundReport};
 use sync::transfer::server::{ServedSet, Server, ServerConfig, ServerHandle};
 use sync::transfer::{ServerTransport, TransferError};
 use sync::tree::exclude::Excludes;
@@ -86,10 +86,15 @@ impl Loopback {
         }
     }
 
+    /// One pull round of `cfg` into `store`.
+    pub fn pull(&self) -> Result<RoundReport, TransferError> {
+        pull_once(&self.store, &self.cfg)
+    }
+
     /// A round with `cfg` (a wrong key) fails authentication and leaves no trace on either
     /// side: no generation in the store, no peer recorded by the server.
     pub fn assert_auth_refused(&self) {
-        let err = pull_once(&self.store, &self.cfg).unwrap_err();
+        let err = self.pull().unwrap_err();
         assert!(matches!(err, TransferError::Auth(_)), "{err}");
         assert!(self.store.current_id().unwrap().is_none());
         assert!(self.server.server.peers().is_empty());
