@@ -117,6 +117,14 @@ fn relay(to: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<u8>>>) {
     (addr, seen)
 }
 
+/// `err` is a TLS error (`what`) whose reason mentions `needle`.
+fn assert_tls_refused(err: &TransferError, needle: &str, what: &str) {
+    match err {
+        TransferError::Tls { reason, .. } => assert!(reason.contains(needle), "{err}"),
+        other => panic!("expected {what}, got {other}"),
+    }
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -175,79 +183,54 @@ fn sync_over_tls_reproduces_the_tree_and_hides_the_content() {
 #[test]
 fn plain_puller_at_a_tls_server_is_told_to_use_tls() {
     let pki = Pki::new("test CA", &["127.0.0.1"]);
-    let Loopback {
-        store,
-        cfg,
-        server,
-        dst: _dst,
-        src: _src,
-    } = Loopback::with_transport(false, tls_server(&pki), build);
-    let err = pull_once(&store, &cfg).unwrap_err();
+    let lb = Loopback::with_transport(false, tls_server(&pki), build);
+    let err = lb.pull().unwrap_err();
     match &err {
         TransferError::Remote(m) => assert!(m.contains("requires TLS"), "{err}"),
         other => panic!("expected the server's TLS-required error, got {other}"),
     }
-    assert!(store.current_id().unwrap().is_none());
-    server.stop();
+    assert!(lb.store.current_id().unwrap().is_none());
+    lb.server.stop();
 }
 
 #[test]
 fn tls_puller_at_a_plain_server_fails_in_the_handshake() {
     let pki = Pki::new("test CA", &["127.0.0.1"]);
-    let Loopback {
-        store,
-        mut cfg,
-        server,
-        dst: _dst,
-        src: _src,
-    } = Loopback::new(false, build);
-    cfg.transport = tls_puller(pki.client(None));
-    let err = pull_once(&store, &cfg).unwrap_err();
-    match &err {
-        TransferError::Tls { reason, .. } => {
-            assert!(reason.contains("TLS configured on both sides"), "{err}")
-        }
-        other => panic!("expected a TLS handshake error, got {other}"),
-    }
-    assert!(store.current_id().unwrap().is_none());
-    server.stop();
+    let mut lb = Loopback::new(false, build);
+    lb.cfg.transport = tls_puller(pki.client(None));
+    let err = lb.pull().unwrap_err();
+    assert_tls_refused(
+        &err,
+        "TLS configured on both sides",
+        "a TLS handshake error",
+    );
+    assert!(lb.store.current_id().unwrap().is_none());
+    lb.server.stop();
 }
 
 #[test]
 fn untrusted_ca_and_wrong_server_name_are_refused() {
     let pki = Pki::new("test CA", &["pbx-a.example", "127.0.0.1"]);
     let other = Pki::new("another CA", &["pbx-a.example"]);
-    let Loopback {
-        store,
-        mut cfg,
-        server,
-        dst: _dst,
-        src: _src,
-    } = Loopback::with_transport(false, tls_server(&pki), build);
+    let mut lb = Loopback::with_transport(false, tls_server(&pki), build);
 
-    cfg.transport = tls_puller(other.client(None));
-    let err = pull_once(&store, &cfg).unwrap_err();
-    match &err {
-        TransferError::Tls { reason, .. } => {
-            assert!(reason.contains("not signed by a trusted CA"), "{err}")
-        }
-        other => panic!("expected an untrusted-certificate error, got {other}"),
-    }
+    lb.cfg.transport = tls_puller(other.client(None));
+    let err = lb.pull().unwrap_err();
+    assert_tls_refused(
+        &err,
+        "not signed by a trusted CA",
+        "an untrusted-certificate error",
+    );
 
-    cfg.transport = tls_puller(pki.client(Some("pbx-b.example")));
-    let err = pull_once(&store, &cfg).unwrap_err();
-    match &err {
-        TransferError::Tls { reason, .. } => {
-            assert!(reason.contains("pbx-b.example"), "{err}")
-        }
-        other => panic!("expected a server-name error, got {other}"),
-    }
-    assert!(store.current_id().unwrap().is_none());
+    lb.cfg.transport = tls_puller(pki.client(Some("pbx-b.example")));
+    let err = lb.pull().unwrap_err();
+    assert_tls_refused(&err, "pbx-b.example", "a server-name error");
+    assert!(lb.store.current_id().unwrap().is_none());
 
     // The right name works against the same server.
-    cfg.transport = tls_puller(pki.client(Some("pbx-a.example")));
-    assert!(pull_once(&store, &cfg).unwrap().changed);
-    server.stop();
+    lb.cfg.transport = tls_puller(pki.client(Some("pbx-a.example")));
+    assert!(lb.pull().unwrap().changed);
+    lb.server.stop();
 }
 
 #[test]
