@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use node_support::cli::rss_kib;
 use node_support::{eventually, instance, start_in, state, wait_state};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use vrrp::linux::runtime::Node;
@@ -500,13 +501,6 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
-/// Resident set size in KiB (`VmRSS` of `/proc/PID/status`).
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 fn clock_ticks() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -515,11 +509,7 @@ fn clock_ticks() -> u64 {
 
 #[test]
 fn advert_flood_keeps_state_log_and_memory_bounded() {
-    if netlab::require_root(&[]) {
-        return;
-    }
-    let Some(bin) = node_support::cli::binary("HOSTILE_BIN") else {
-        eprintln!("skipped: redundancy-cli binary not found (build it or set HOSTILE_BIN)");
+    let Some(bin) = node_support::cli::binary_or_skip("HOSTILE_BIN") else {
         return;
     };
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

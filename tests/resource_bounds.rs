@@ -11,32 +11,9 @@ mod node_support;
 
 use std::time::{Duration, Instant};
 
+use node_support::cli::{proc_sample as sample, ProcSample as Sample};
+
 const LONG: Duration = Duration::from_secs(10);
-
-/// One sample of a process's resources.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Sample {
-    fds: usize,
-    threads: usize,
-    rss_kib: u64,
-}
-
-fn sample(pid: u32) -> Option<Sample> {
-    let count = |d: String| std::fs::read_dir(d).ok().map(|r| r.count());
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kib = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(Sample {
-        fds: count(format!("/proc/{pid}/fd"))?,
-        threads: count(format!("/proc/{pid}/task"))?,
-        rss_kib,
-    })
-}
 
 fn count_lines(p: &netlab::Process, needle: &str) -> usize {
     p.output().iter().filter(|l| l.contains(needle)).count()
@@ -62,11 +39,7 @@ fn wait_more(p: &netlab::Process, needle: &str, seen: usize) -> bool {
 
 #[test]
 fn fds_threads_and_memory_stay_flat_over_many_failovers() {
-    if netlab::require_root(&[]) {
-        return;
-    }
-    let Some(bin) = node_support::cli::binary("RESOURCE_BIN") else {
-        eprintln!("skipped: redundancy-cli binary not found (build it or set RESOURCE_BIN)");
+    let Some(bin) = node_support::cli::binary_or_skip("RESOURCE_BIN") else {
         return;
     };
     let cycles = node_support::cli::env_u64("RESOURCE_CYCLES")

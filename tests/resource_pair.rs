@@ -60,19 +60,11 @@ fn du(p: &Path) -> u64 {
 }
 
 fn sample(pid: u32, root: &Path) -> Option<Sample> {
-    let count = |d: String| std::fs::read_dir(d).ok().map(|r| r.count());
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kib = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
+    let p = node_support::cli::proc_sample(pid)?;
     Some(Sample {
-        fds: count(format!("/proc/{pid}/fd"))?,
-        threads: count(format!("/proc/{pid}/task"))?,
-        rss_kib,
+        fds: p.fds,
+        threads: p.threads,
+        rss_kib: p.rss_kib,
         store_bytes: du(root),
         store_entries: std::fs::read_dir(root).ok()?.count(),
     })
@@ -137,11 +129,7 @@ fn last_lines(p: &netlab::Process) -> Vec<String> {
 
 #[test]
 fn pair_fds_threads_memory_and_store_stay_flat_over_failovers_and_sync_rounds() {
-    if netlab::require_root(&[]) {
-        return;
-    }
-    let Some(bin) = node_support::cli::binary("RESOURCE_BIN") else {
-        eprintln!("skipped: redundancy-cli binary not found (build it or set RESOURCE_BIN)");
+    let Some(bin) = node_support::cli::binary_or_skip("RESOURCE_BIN") else {
         return;
     };
     let cycles = node_support::cli::env_u64("RESOURCE_PAIR_CYCLES")

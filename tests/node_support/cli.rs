@@ -8,6 +8,47 @@ pub fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
+/// The `redundancy-cli` binary for a namespace test, or `None` after printing why the test is
+/// skipped: not root (namespaces need it) or no binary (see [`binary`]).
+pub fn binary_or_skip(override_var: &str) -> Option<PathBuf> {
+    if netlab::require_root(&[]) {
+        return None;
+    }
+    let bin = binary(override_var);
+    if bin.is_none() {
+        eprintln!("skipped: redundancy-cli binary not found (build it or set {override_var})");
+    }
+    bin
+}
+
+/// One sample of a process's resources, from `/proc`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcSample {
+    /// Open file descriptors (entries of `/proc/PID/fd`).
+    pub fds: usize,
+    /// Threads (entries of `/proc/PID/task`).
+    pub threads: usize,
+    /// Resident set size in KiB.
+    pub rss_kib: u64,
+}
+
+/// Open descriptors, threads and RSS of `pid`; `None` when any of them cannot be read.
+pub fn proc_sample(pid: u32) -> Option<ProcSample> {
+    let count = |d: String| std::fs::read_dir(d).ok().map(|r| r.count());
+    Some(ProcSample {
+        rss_kib: rss_kib(pid)?,
+        fds: count(format!("/proc/{pid}/fd"))?,
+        threads: count(format!("/proc/{pid}/task"))?,
+    })
+}
+
+/// Resident set size in KiB (`VmRSS` of `/proc/PID/status`).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// The `redundancy-cli` binary: the path in `override_var`, or the one cargo built beside the
 /// test binary (`target/<profile>/deps/TEST-HASH` -> `target/<profile>/redundancy-cli`).
 pub fn binary(override_var: &str) -> Option<PathBuf> {
