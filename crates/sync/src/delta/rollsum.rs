@@ -2,9 +2,9 @@
 //! Tridgell & Mackerras 1996, section 3).
 //!
 //! For a window `x[0..n]`: `a = Σ x[i]` and `b = Σ (n - i)·x[i]`, and the weak checksum is
-//! `(b << 16) | (a & 0xffff)` in 32 bits, so only `a` and `b` modulo 2^16 reach it. Moving the window one byte (drop `out`, take
-//! `in`) is `a += in - out; b += a - n·out`, two additions per byte, which is what makes trying
-//! every byte offset affordable.
+//! `(b << 16) | (a & 0xffff)` in 32 bits, so only `a` and `b` modulo 2^16 reach it. Moving the
+//! window one byte (drop `out`, take `in`) is `a += in - out; b += a - n·out`, two additions
+//! per byte, which is what makes trying every byte offset affordable.
 //!
 //! The sums of a whole block (every block of a signature, and the first window after each match
 //! in a diff) are computed 32 bytes at a time: with AVX2 when the CPU has it (checked at run
@@ -69,14 +69,12 @@ impl Rollsum {
         Rollsum { a, b }.append(chunks.remainder()).reduced()
     }
 
-    /// The same window state with `a` and `b` taken modulo 2^16: the normal form
+    /// The same window state with `a` and `b` taken modulo 2^16 (the state
+    /// [`Rollsum::from_digest`] rebuilds from the digest): the normal form
     /// [`Rollsum::of_block`] returns, whatever the implementation.
     #[inline(always)]
     fn reduced(self) -> Rollsum {
-        Rollsum {
-            a: self.a & 0xffff,
-            b: self.b & 0xffff,
-        }
+        Rollsum::from_digest(self.digest())
     }
 
     /// The sums of the window extended by `tail` at its end.
