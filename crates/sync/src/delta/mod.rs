@@ -4,9 +4,9 @@
 //! The holder of the old file (the *base*) computes a [`Signature`]: per block a rolling weak
 //! checksum ([`rollsum`]) and a strong hash ([`strong`]). The holder of the new file indexes it
 //! ([`Signature::index`]) and runs [`diff`], which finds base blocks at every byte offset of the
-//! new file and writes a delta of copy and literal commands ([`format`]). The base holder runs
-//! [`apply`], which rebuilds the new file and checks it against the whole-file hash carried in
-//! the delta.
+//! new file and writes a delta of copy and literal commands ([`format`](mod@format)). The base
+//! holder runs [`apply`], which rebuilds the new file and checks it against the whole-file hash
+//! carried in the delta.
 //!
 //! ```
 //! use sync::delta::{apply, diff, Signature, SignatureOptions};

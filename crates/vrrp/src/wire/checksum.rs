@@ -58,8 +58,8 @@ pub fn data(data: &[u8]) -> u16 {
 }
 
 /// [`data`] for a slice whose length is a multiple of four, as every validated VRRP message
-/// is (the length check comes first): see [`add_words`]. A length that is not a multiple of
-/// four still gives the right sum through [`data`].
+/// is (the length check comes first), summed a 32-bit word at a time. A length that is not a
+/// multiple of four still gives the right sum through [`data`].
 #[inline(always)]
 pub fn data_words(data: &[u8]) -> u16 {
     let (words, rest) = data.as_chunks::<4>();
