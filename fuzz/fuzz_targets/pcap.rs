@@ -2,7 +2,7 @@
 //! (its own modules, compiled in here by path) on a fuzzer-made pcap/pcapng file, then the
 //! advertisement codec on every IP packet carrying VRRP, as `decode_frame` does.
 //!
-//! The walker takes a path, so each input is written to one scratch file in the temp dir.
+//! The walker reads the input from memory through the same buffered reader it uses on files.
 #![no_main]
 #![allow(dead_code)]
 
@@ -12,24 +12,14 @@ mod capture;
 mod link;
 
 use std::net::IpAddr;
-use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use vrrp::wire::{self, Advertisement, Family};
 
-fn scratch() -> &'static PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| std::env::temp_dir().join(format!("fuzz-pcap-{}.pcap", std::process::id())))
-}
-
 fuzz_target!(|data: &[u8]| {
-    let path = scratch();
-    if std::fs::write(path, data).is_err() {
-        return;
-    }
     let mut frames = 0u64;
-    let walked = capture::for_each_frame(path, |frame| {
+    let walked = capture::for_each_frame_in(Path::new("fuzz.pcap"), data, |frame| {
         frames += 1;
         assert_eq!(frame.number, frames, "frames are numbered 1, 2, 3...");
         assert!(frame.data.len() <= data.len(), "a frame is never larger than the file");

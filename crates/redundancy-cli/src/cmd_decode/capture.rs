@@ -2,11 +2,11 @@
 //! way Wireshark does: 1, 2, 3... over every packet record or packet block, whatever it holds.
 
 use std::fs::File;
-use std::io::{ErrorKind, Read, Seek, SeekFrom};
+use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
-use pcap_file::pcap::PcapReader;
-use pcap_file::pcapng::{Block, PcapNgReader};
+use pcap_file::pcap::PcapParser;
+use pcap_file::pcapng::{Block, PcapNgParser};
 use pcap_file::{DataLink, PcapError};
 
 /// First four bytes of a pcapng file: the Section Header Block type.
@@ -84,6 +84,14 @@ pub enum CaptureError {
         #[source]
         source: PcapError,
     },
+    /// A record claims more than [`MAX_RECORD`] bytes.
+    #[error("{}: the record after frame {frame} claims more than {MAX_RECORD} bytes", path.display())]
+    RecordTooLarge {
+        /// The capture file.
+        path: PathBuf,
+        /// The last whole frame (0 when none).
+        frame: u64,
+    },
     /// A pcapng packet names an interface the section never described.
     #[error("{}: frame {frame} names interface {interface}, which the file never describes", path.display())]
     UnknownInterface {
@@ -109,25 +117,35 @@ pub struct Frame<'a> {
 
 /// Calls `each` with every frame of the pcap or pcapng file at `path`, in file order; returns
 /// the number of frames. Stops at the first unreadable record, after delivering the frames
-/// before it. Memory stays bounded by the reader's fixed buffer, whatever the file says.
-pub fn for_each_frame(path: &Path, mut each: impl FnMut(Frame<'_>)) -> Result<u64, CaptureError> {
-    let io = |source| CaptureError::Io {
+/// before it. Memory stays bounded by [`MAX_RECORD`], whatever the file says.
+pub fn for_each_frame(path: &Path, each: impl FnMut(Frame<'_>)) -> Result<u64, CaptureError> {
+    let file = File::open(path).map_err(|source| CaptureError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let mut file = File::open(path).map_err(io)?;
-    let len = file.metadata().map_err(io)?.len();
-    let mut magic = [0u8; 4];
-    let got = read_up_to(&mut file, &mut magic).map_err(io)?;
-    let head = magic.get(..got).unwrap_or_default();
-    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    })?;
+    for_each_frame_in(path, file, each)
+}
+
+/// [`for_each_frame`] over any reader; `name` is what errors call the capture.
+pub fn for_each_frame_in(
+    name: &Path,
+    source: impl Read,
+    mut each: impl FnMut(Frame<'_>),
+) -> Result<u64, CaptureError> {
+    let path = || name.to_path_buf();
+    let mut input = Input::new(source);
+    let got = input.fill_to(4).map_err(|source| CaptureError::Io {
+        path: path(),
+        source,
+    })?;
+    let head = input.available().get(..got.min(4)).unwrap_or_default();
     let format = if head == PCAPNG_MAGIC {
         "pcapng"
     } else if PCAP_MAGICS.iter().any(|m| m == head) {
         "pcap"
     } else {
         return Err(CaptureError::NotACapture {
-            path: path.to_path_buf(),
+            path: path(),
             magic: if head.is_empty() {
                 "nothing: it is empty".to_string()
             } else {
@@ -143,102 +161,345 @@ pub fn for_each_frame(path: &Path, mut each: impl FnMut(Frame<'_>)) -> Result<u6
     } else {
         PCAPNG_MIN_LEN
     };
-    if len < min {
+    let got = input
+        .fill_to(min as usize)
+        .map_err(|source| CaptureError::Io {
+            path: path(),
+            source,
+        })?;
+    if (got as u64) < min {
         return Err(CaptureError::TruncatedHeader {
-            path: path.to_path_buf(),
-            len,
+            path: path(),
+            len: got as u64,
             format,
         });
     }
-    let bad_header = |source| CaptureError::BadHeader {
-        path: path.to_path_buf(),
-        format,
-        source,
-    };
     let mut number = 0u64;
-    let frame_error = |frame, source| match source {
-        PcapError::IoError(e) if e.kind() == ErrorKind::UnexpectedEof => {
-            CaptureError::TruncatedFrame {
-                path: path.to_path_buf(),
-                frame,
-            }
-        }
-        PcapError::IncompleteBuffer => CaptureError::TruncatedFrame {
-            path: path.to_path_buf(),
+    let header_error = |e: Step| match e {
+        Step::Io(source) => CaptureError::Io {
+            path: path(),
+            source,
+        },
+        Step::Parse(source) => CaptureError::BadHeader {
+            path: path(),
+            format,
+            source,
+        },
+        // A header (a pcapng section header with its options) cut short or larger than any
+        // record read.
+        Step::Truncated | Step::TooLarge => CaptureError::TruncatedHeader {
+            path: path(),
+            len: got as u64,
+            format,
+        },
+    };
+    let frame_error = |frame, e: Step| match e {
+        Step::Io(source) => CaptureError::Io {
+            path: path(),
+            source,
+        },
+        Step::Truncated => CaptureError::TruncatedFrame {
+            path: path(),
             frame,
         },
-        source => CaptureError::BadFrame {
-            path: path.to_path_buf(),
+        Step::TooLarge => CaptureError::RecordTooLarge {
+            path: path(),
+            frame,
+        },
+        Step::Parse(source) => CaptureError::BadFrame {
+            path: path(),
             frame,
             source,
         },
     };
+    // Each loop below: parse one record from the bytes held; at the end of the bytes held,
+    // read more (a clean end of file between records ends the walk).
     if format == "pcap" {
-        let mut reader = PcapReader::new(file).map_err(bad_header)?;
-        let datalink = reader.header().datalink;
-        // Raw records: `PcapPacket` would also reject a record longer than the snapshot length,
-        // which Wireshark reads anyway.
-        while let Some(record) = reader.next_raw_packet() {
-            let record = record.map_err(|e| frame_error(number, e))?;
-            number += 1;
-            each(Frame {
-                number,
-                datalink,
-                data: &record.data,
-            });
+        let parser = loop {
+            match PcapParser::new(input.available()) {
+                Ok((rest, parser)) => {
+                    input.consume_to(rest.len());
+                    break parser;
+                }
+                Err(PcapError::IncompleteBuffer) => input.need_more().map_err(header_error)?,
+                Err(e) => return Err(header_error(Step::Parse(e))),
+            }
+        };
+        let datalink = parser.header().datalink;
+        while !input.at_end() {
+            // Raw records: `PcapPacket` would also reject a record longer than the snapshot
+            // length, which Wireshark reads anyway.
+            match parser.next_raw_packet(input.available()) {
+                Ok((rest, record)) => {
+                    number += 1;
+                    each(Frame {
+                        number,
+                        datalink,
+                        data: &record.data,
+                    });
+                    let rest = rest.len();
+                    input.consume_to(rest);
+                }
+                Err(PcapError::IncompleteBuffer) => {
+                    input.need_more().map_err(|e| frame_error(number, e))?
+                }
+                Err(e) => return Err(frame_error(number, Step::Parse(e))),
+            }
         }
     } else {
-        let mut reader = PcapNgReader::new(file).map_err(bad_header)?;
-        // The link types of the current section's interfaces, by interface id (a block borrows
-        // the reader, so the reader's own list cannot be consulted while one is in hand).
-        let mut interfaces: Vec<DataLink> = Vec::new();
-        while let Some(block) = reader.next_block() {
-            let block = block.map_err(|e| frame_error(number, e))?;
-            // Wireshark numbers every packet-carrying block: enhanced, simple and obsolete.
-            let (interface, data) = match &block {
-                Block::SectionHeader(_) => {
-                    interfaces.clear();
-                    continue;
+        let mut parser = loop {
+            match PcapNgParser::new(input.available()) {
+                Ok((rest, parser)) => {
+                    input.consume_to(rest.len());
+                    break parser;
                 }
-                Block::InterfaceDescription(idb) => {
-                    interfaces.push(idb.linktype);
-                    continue;
+                Err(PcapError::IncompleteBuffer) => input.need_more().map_err(header_error)?,
+                Err(e) => return Err(header_error(Step::Parse(e))),
+            }
+        };
+        // The link types of the current section's interfaces, by interface id (the parser's
+        // own list is borrowed by the parser while a block is in hand).
+        let mut interfaces: Vec<DataLink> =
+            parser.interfaces().iter().map(|i| i.linktype).collect();
+        while !input.at_end() {
+            match parser.next_block(input.available()) {
+                Ok((rest, block)) => {
+                    let rest = rest.len();
+                    // Wireshark numbers every packet-carrying block: enhanced, simple and
+                    // obsolete.
+                    let packet = match &block {
+                        Block::SectionHeader(_) => {
+                            interfaces.clear();
+                            None
+                        }
+                        Block::InterfaceDescription(idb) => {
+                            interfaces.push(idb.linktype);
+                            None
+                        }
+                        Block::EnhancedPacket(b) => Some((b.interface_id, &b.data)),
+                        Block::SimplePacket(b) => Some((0, &b.data)),
+                        Block::Packet(b) => Some((u32::from(b.interface_id), &b.data)),
+                        _ => None,
+                    };
+                    if let Some((interface, data)) = packet {
+                        number += 1;
+                        let datalink = usize::try_from(interface)
+                            .ok()
+                            .and_then(|i| interfaces.get(i))
+                            .copied()
+                            .ok_or_else(|| CaptureError::UnknownInterface {
+                                path: path(),
+                                frame: number,
+                                interface,
+                            })?;
+                        each(Frame {
+                            number,
+                            datalink,
+                            data,
+                        });
+                    }
+                    input.consume_to(rest);
                 }
-                Block::EnhancedPacket(b) => (b.interface_id, &b.data),
-                Block::SimplePacket(b) => (0, &b.data),
-                Block::Packet(b) => (u32::from(b.interface_id), &b.data),
-                _ => continue,
-            };
-            number += 1;
-            let datalink = usize::try_from(interface)
-                .ok()
-                .and_then(|i| interfaces.get(i))
-                .copied()
-                .ok_or_else(|| CaptureError::UnknownInterface {
-                    path: path.to_path_buf(),
-                    frame: number,
-                    interface,
-                })?;
-            each(Frame {
-                number,
-                datalink,
-                data,
-            });
+                Err(PcapError::IncompleteBuffer) => {
+                    input.need_more().map_err(|e| frame_error(number, e))?
+                }
+                Err(e) => return Err(frame_error(number, Step::Parse(e))),
+            }
         }
     }
     Ok(number)
 }
 
-/// Reads until `buf` is full or the file ends; returns how much was read.
-fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut got = 0;
-    while let Some(rest) = buf.get_mut(got..).filter(|r| !r.is_empty()) {
-        match file.read(rest) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+/// The largest record (pcap packet record or pcapng block, header included) read: pcap-file's
+/// own reader stops at the same 8 MB, and a 9000-byte jumbo frame is far below it.
+pub const MAX_RECORD: usize = 8_000_000;
+/// The read buffer's first size; it doubles, up to [`MAX_RECORD`], only for a record that does
+/// not fit.
+const FIRST_BUFFER: usize = 64 * 1024;
+
+/// Why one step of the walk stopped.
+enum Step {
+    /// The file ends inside a record.
+    Truncated,
+    /// A record claims more than [`MAX_RECORD`] bytes.
+    TooLarge,
+    /// The parser rejected the record.
+    Parse(PcapError),
+    /// Reading failed.
+    Io(std::io::Error),
+}
+
+/// A read buffer for the slice parsers of `pcap-file`: it holds at least one whole record and
+/// grows only as far as the largest record needs (pcap-file's readers zero a fixed 8 MB buffer
+/// each, which made every small capture cost a few milliseconds).
+struct Input<R> {
+    source: R,
+    buf: Vec<u8>,
+    /// `buf[start..end]` is read but not yet parsed.
+    start: usize,
+    end: usize,
+    eof: bool,
+}
+
+impl<R: Read> Input<R> {
+    fn new(source: R) -> Input<R> {
+        Input {
+            source,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            eof: false,
         }
     }
-    Ok(got)
+
+    fn available(&self) -> &[u8] {
+        self.buf.get(self.start..self.end).unwrap_or_default()
+    }
+
+    /// Reads until at least `want` unparsed bytes are held or the source ends; returns how many
+    /// are held.
+    fn fill_to(&mut self, want: usize) -> std::io::Result<usize> {
+        while self.end - self.start < want && !self.eof {
+            self.read_more(want)?;
+        }
+        Ok(self.end - self.start)
+    }
+
+    /// Moves the unparsed bytes to the front, grows the buffer if it is full (so that it can
+    /// hold `want` bytes, at least doubling, at most [`MAX_RECORD`]), and reads once.
+    fn read_more(&mut self, want: usize) -> std::io::Result<()> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            let size = (self.buf.len() * 2)
+                .max(FIRST_BUFFER)
+                .max(want)
+                .min(MAX_RECORD);
+            self.buf.resize(size, 0);
+        }
+        let free = self.buf.get_mut(self.end..).unwrap_or_default();
+        if free.is_empty() {
+            return Ok(());
+        }
+        loop {
+            match self.source.read(free) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Marks everything parsed but the last `rest` bytes held.
+    fn consume_to(&mut self, rest: usize) {
+        self.start = self.end.saturating_sub(rest).max(self.start);
+    }
+
+    /// Whether the walk is done: nothing held and nothing more to read (reads if nothing is
+    /// held and the source may have more).
+    fn at_end(&mut self) -> bool {
+        if self.start == self.end && !self.eof {
+            // An error here shows again (and is reported) on the next read.
+            let _ = self.read_more(1);
+        }
+        self.start == self.end && self.eof
+    }
+
+    /// The record held is incomplete: read more of it, or say why not.
+    fn need_more(&mut self) -> Result<(), Step> {
+        let held = self.end - self.start;
+        if self.eof {
+            return Err(Step::Truncated);
+        }
+        if held >= MAX_RECORD {
+            return Err(Step::TooLarge);
+        }
+        self.read_more(held + 1).map_err(Step::Io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+        std::fs::read(dir.join(name)).expect("fixture")
+    }
+
+    /// A reader that hands out at most `step` bytes per call, so records straddle every
+    /// possible buffer boundary.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.step).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    fn frames(data: &[u8], step: usize) -> Result<Vec<(u64, Vec<u8>)>, CaptureError> {
+        let mut got = Vec::new();
+        for_each_frame_in(Path::new("t"), Trickle { data, step }, |f| {
+            got.push((f.number, f.data.to_vec()))
+        })
+        .map(|n| {
+            assert_eq!(n, got.len() as u64);
+            got
+        })
+    }
+
+    #[test]
+    fn frames_are_the_same_however_the_reads_are_cut() {
+        for name in ["vrrp-v2.pcap", "vrrp-v2.pcapng"] {
+            let data = fixture(name);
+            let whole = frames(&data, usize::MAX).expect("reads");
+            assert!(whole.len() > 10, "{name}: {} frames", whole.len());
+            for step in [1, 3, 17, 100, 4096] {
+                assert_eq!(
+                    frames(&data, step).expect("reads"),
+                    whole,
+                    "{name}, step {step}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_record_larger_than_the_cap_is_refused_without_reading_it_all() {
+        // A pcap header, then one record claiming (and holding) MAX_RECORD + 1 bytes.
+        let mut data = fixture("vrrp-v2.pcap")[..24].to_vec();
+        let len = (MAX_RECORD + 1) as u32;
+        data.extend_from_slice(&[0; 8]);
+        data.extend_from_slice(&len.to_le_bytes());
+        data.extend_from_slice(&len.to_le_bytes());
+        data.resize(data.len() + MAX_RECORD + 1, 0);
+        // The fixture's magic is little-endian (d4 c3 b2 a1), as the lengths written above.
+        assert_eq!(data[..4], [0xd4, 0xc3, 0xb2, 0xa1]);
+        match frames(&data, usize::MAX) {
+            Err(CaptureError::RecordTooLarge { frame: 0, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        // The same claim in a file that ends early is a truncation.
+        data.truncate(24 + 16 + 100);
+        match frames(&data, usize::MAX) {
+            Err(CaptureError::TruncatedFrame { frame: 0, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
 }
