@@ -2,18 +2,19 @@
 //!
 //! Two levels, both sized from the number of blocks:
 //! - a filter of `64 × blocks` bits (at most 4 Mi bits = 512 KiB, the size of L2 on Zen 1), in
-//!   32-bit words (the width of an AVX2 gather lane), that answers "can any block have this
-//!   weak checksum?" without touching the table: one bit per weak checksum, picked by a 32-bit
-//!   Fibonacci hash (its top `log2(bits)` bits: word, then the bit in it), so a lookup is a
-//!   multiply, a shift, one load and one bit test. The hash is 32-bit so that the diff can
-//!   compute it for several offsets at once in SIMD lanes (there is no 64-bit lane multiply
-//!   before AVX-512). An offset where no block starts passes with probability `blocks / bits`,
-//!   1/64 (1.6%) up to 64 Ki blocks (256 MiB at 4 KiB blocks). Every pass costs a table probe
-//!   (likely a cache miss), so this is what keeps the diff of unrelated data at the speed of the
-//!   rolling loop. Measured on the diff of unrelated 256 MiB files (CPU time, same run): 32 and
-//!   16 bits per block (smaller filters, 3.1% and 6.1% passes) were slower, 180 and 146 MiB/s
-//!   against 215. (A two-bit blocked Bloom filter at 32 bits per block passed fewer offsets,
-//!   0.55%, but its mask made the scalar rolling loop 30 instructions per byte against 24);
+//!   32-bit words, that answers "can any block have this weak checksum?" without touching the
+//!   table: a blocked Bloom filter with two bits per checksum in one word, both picked by a
+//!   32-bit Fibonacci hash `h` (the word from its top bits, the two bits from `h ^ (h >> 16)`),
+//!   so a lookup is a multiply, a few shifts, one load and one mask test. The hash is 32-bit
+//!   so that the diff computes it for many offsets at once in SIMD lanes. An offset where no
+//!   block starts passes with probability about 0.27% at 64 bits per block (one bit: 1.55%),
+//!   up to 64 Ki blocks (256 MiB at 4 KiB blocks). Every pass costs a table probe (likely a
+//!   cache miss, about 24 ns measured), so this is what keeps the diff of unrelated data at the
+//!   speed of the rolling loop. Measured on the diff of unrelated 256 MiB files (Zen 5, same
+//!   run, with the two-phase kernels of `scan`): 32 and 16 bits per block (0.69% and 1.9%
+//!   passes) were no faster, 8 bits (5.7%) was 1.7 times slower. The second bit is nearly free
+//!   there: the vector kernels compute the mask in SIMD lanes, and the scalar rolling loop
+//!   only runs on short tails and on CPUs without AVX2;
 //! - a bucketed table: entries sorted by bucket, `starts[bucket]..starts[bucket + 1]` indexing
 //!   them, one bucket per block on average.
 //!
@@ -42,20 +43,26 @@ fn mix(weak: u32) -> u64 {
 /// The multiplier of the filter's Fibonacci hash (`2^32 / φ`, odd).
 pub(crate) const FILTER_MUL: u32 = 0x9E37_79B1;
 
-/// The filter position of weak checksum `weak` in a filter of `2^(32 - shift)` bits: the top
-/// bits of the 32-bit Fibonacci hash. `position >> 5` is the word, `position & 31` the bit.
+/// Where weak checksum `weak` lives in a filter of `2^(32 - shift)` words: the word (the top
+/// bits of the 32-bit Fibonacci hash `h`) and the two bits in it that a block with this
+/// checksum sets (from `h ^ (h >> 16)`, whose low bits depend on every bit of `weak`, unlike
+/// the low bits of the product itself). A checksum may be present only if both bits are set.
 #[inline(always)]
-pub(crate) fn filter_position(weak: u32, shift: u32) -> u32 {
-    weak.wrapping_mul(FILTER_MUL) >> shift
+pub(crate) fn filter_probe(weak: u32, shift: u32) -> (u32, u32) {
+    let h = weak.wrapping_mul(FILTER_MUL);
+    let g = h ^ (h >> 16);
+    // In 64 bits so that a one-word filter (`shift` 32) gives word 0, as the vector shifts do.
+    let word = (u64::from(h) >> shift) as u32;
+    (word, (1 << (g & 31)) | (1 << ((g >> 5) & 31)))
 }
 
 /// A borrowed view of the index's filter (see the module docs).
 #[derive(Clone, Copy)]
 pub(crate) struct Filter<'f> {
-    /// Exactly `2^(32 - shift) / 32` words (checked where a filter is made), so that every
-    /// position's word exists.
+    /// Exactly `2^(32 - shift)` words (checked where a filter is made), so that every
+    /// probe's word exists.
     words: &'f [u32],
-    /// `32 - log2(filter bits)`: how far [`filter_position`] shifts the hash down.
+    /// `32 - log2(words)`: how far [`filter_probe`] shifts the hash down for the word.
     pub(crate) shift: u32,
 }
 
@@ -67,11 +74,11 @@ impl<'f> Filter<'f> {
         assert!(words.len().is_power_of_two());
         Filter {
             words,
-            shift: 32 - 5 - words.len().trailing_zeros(),
+            shift: 32 - words.len().trailing_zeros(),
         }
     }
 
-    /// The filter's words (`2^(32 - shift) / 32` of them).
+    /// The filter's words (`2^(32 - shift)` of them).
     #[inline(always)]
     pub(crate) fn words(self) -> &'f [u32] {
         self.words
@@ -80,14 +87,9 @@ impl<'f> Filter<'f> {
     /// Whether some block may have weak checksum `weak` (no false negatives).
     #[inline(always)]
     pub(crate) fn maybe(self, weak: u32) -> bool {
-        self.maybe_at(filter_position(weak, self.shift))
-    }
-
-    /// Whether the filter bit at `position` (from [`filter_position`]) is set.
-    #[inline(always)]
-    pub(crate) fn maybe_at(self, position: u32) -> bool {
-        match self.words.get((position >> 5) as usize) {
-            Some(word) => (word >> (position & 31)) & 1 != 0,
+        let (word, bits) = filter_probe(weak, self.shift);
+        match self.words.get(word as usize) {
+            Some(w) => w & bits == bits,
             None => false,
         }
     }
@@ -125,7 +127,7 @@ impl<'a> IndexedSignature<'a> {
             .trailing_zeros())
         .clamp(MIN_FILTER_BITS, MAX_FILTER_BITS);
         let mut filter = vec![0u32; 1usize << (filter_bits - 5)];
-        let filter_shift = 32 - filter_bits;
+        let filter_shift = 32 - (filter_bits - 5);
 
         let table_bits = full_blocks.max(1).next_power_of_two().trailing_zeros();
         let table_shift = 32 - table_bits;
@@ -160,9 +162,9 @@ impl<'a> IndexedSignature<'a> {
                     if !duplicate && run.len() < MAX_CANDIDATES && in_bucket < MAX_BUCKET {
                         entries.push((w, blk));
                         in_bucket += 1;
-                        let pos = filter_position(w, filter_shift);
-                        if let Some(word) = filter.get_mut((pos >> 5) as usize) {
-                            *word |= 1u32 << (pos & 31);
+                        let (word, bits) = filter_probe(w, filter_shift);
+                        if let Some(word) = filter.get_mut(word as usize) {
+                            *word |= bits;
                         }
                     }
                     j += 1;
