@@ -12,6 +12,9 @@
 //! wall time and bytes on the wire (rsync: its `--stats` totals, ours: frame bytes both ways),
 //! and our value as a fraction of rsync's.
 //!
+//! `TREESYNC_GAP_MS=N` waits N ms (after the `sync`) before every timed round of either tool,
+//! as a poller with a real interval would; the recorded default is no gap.
+//!
 //! Both sides read a warm page cache; before each timed round `sync` flushes what earlier steps
 //! left dirty (untimed), because our apply ends with `syncfs`, which would otherwise also write
 //! back the data set and the other tool's replica. rsync writes without fsync; we stage,
@@ -224,6 +227,15 @@ fn start_rsyncd(base: &Path, src: &Path) -> (Daemon, u16) {
 /// neither tool pays for writeback it did not cause; not timed.
 fn settle() {
     let _ = Command::new("sync").status();
+    // A quiet gap before each timed round (`TREESYNC_GAP_MS`, default none): the products
+    // poll every 10-60 s, so a round never starts milliseconds after the previous one while
+    // its background work (our server's scan ahead, the puller's generation watch) still runs.
+    if let Some(ms) = std::env::var("TREESYNC_GAP_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
 }
 
 fn rsync_round(port: u16, dst: &Path) -> (Duration, u64) {
