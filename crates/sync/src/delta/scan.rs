@@ -146,6 +146,44 @@ fn scan_scalar(
     roll
 }
 
+/// Offsets per pass of the vector kernels' two phases: the probe buffers of one pass, 6 KiB,
+/// stay in L1.
+#[cfg(target_arch = "x86_64")]
+const PASS: usize = 512;
+
+/// What the vector phase stores per offset: its filter word, the two bits to test in it, and
+/// its checksum.
+#[cfg(target_arch = "x86_64")]
+struct Probes {
+    word: [u32; PASS],
+    bits: [u32; PASS],
+    digest: [u32; PASS],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Probes {
+    fn new() -> Probes {
+        Probes {
+            word: [0; PASS],
+            bits: [0; PASS],
+            digest: [0; PASS],
+        }
+    }
+
+    /// [`test_probes`] on the first `len` offsets stored.
+    #[inline(always)]
+    fn test(&self, words: &[u32], len: usize, first: u32, found: &mut Vec<Candidate>) {
+        test_probes(
+            words,
+            self.word.get(..len).unwrap_or_default(),
+            self.bits.get(..len).unwrap_or_default(),
+            self.digest.get(..len).unwrap_or_default(),
+            first,
+            found,
+        );
+    }
+}
+
 /// The scalar phase of the vector kernels: tests the stored probes of consecutive offsets
 /// (from `first`) against the filter `words` and reports the offsets that pass. Every `word`
 /// must be an index into `words` (the kernels check the filter's length once and compute the
@@ -191,7 +229,7 @@ fn test_probes(
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{scan_scalar, Candidate, Filter, Rollsum};
+    use super::{scan_scalar, Candidate, Filter, Probes, Rollsum, PASS};
     use std::arch::x86_64::*;
 
     /// Offsets per vector step.
@@ -206,10 +244,6 @@ mod avx2 {
         let x = _mm_add_epi16(x, _mm_slli_si128::<4>(x));
         _mm_add_epi16(x, _mm_slli_si128::<8>(x))
     }
-
-    /// Offsets per pass of the two phases (see [`scan`]): the probe and digest buffers of one
-    /// pass, 6 KiB, stay in L1.
-    const PASS: usize = 512;
 
     /// The vector form of [`scan_scalar`] (see the module docs for the algebra); `outs` and
     /// `ins` have the same length, at most [`super::MAX_SCAN`].
@@ -251,24 +285,13 @@ mod avx2 {
             low5: _mm256_set1_epi32(31),
             one: _mm256_set1_epi32(1),
         };
-        let mut probes = Probes {
-            word: [0; PASS],
-            bits: [0; PASS],
-            digest: [0; PASS],
-        };
+        let mut probes = Probes::new();
         let whole = outs.len() - outs.len() % STEP;
         let mut offset = 0u32;
         for (outs, ins) in outs[..whole].chunks(PASS).zip(ins[..whole].chunks(PASS)) {
             let len = outs.len();
             roll_pass(&mut state, &consts, outs, ins, &mut probes);
-            super::test_probes(
-                words,
-                &probes.word[..len],
-                &probes.bits[..len],
-                &probes.digest[..len],
-                offset,
-                found,
-            );
+            probes.test(words, len, offset, found);
             offset += len as u32;
         }
         let a0 = _mm_extract_epi16::<0>(state.a) as u32 & 0xffff;
@@ -289,14 +312,6 @@ mod avx2 {
     struct State {
         a: __m128i,
         b: __m128i,
-    }
-
-    /// What [`roll_pass`] stores per offset: its filter word, the two bits to test in it, and
-    /// its checksum.
-    struct Probes {
-        word: [u32; PASS],
-        bits: [u32; PASS],
-        digest: [u32; PASS],
     }
 
     /// Loop invariants of [`roll_pass`].
@@ -370,23 +385,11 @@ mod avx2 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Candidate, Filter, Rollsum};
+    use super::{Candidate, Filter, Probes, Rollsum, PASS};
     use std::arch::x86_64::*;
 
     /// Offsets per vector step: 32 16-bit lanes.
     const STEP: usize = 32;
-    /// Offsets per pass of the two phases (see [`scan`]): the buffers of one pass, 6 KiB,
-    /// stay in L1.
-    const PASS: usize = 512;
-
-    /// What [`roll_pass`] stores per offset: its filter word, the two bits to test in it, and
-    /// its checksum.
-    struct Probes {
-        word: [u32; PASS],
-        bits: [u32; PASS],
-        digest: [u32; PASS],
-    }
-
     /// Loop invariants of [`roll_pass`], made once per [`scan`].
     struct Consts {
         n: __m512i,
@@ -459,24 +462,13 @@ mod avx512 {
             pair_lo,
             pair_hi: _mm512_add_epi16(pair_lo, _mm512_set1_epi16(16)),
         };
-        let mut probes = Probes {
-            word: [0; PASS],
-            bits: [0; PASS],
-            digest: [0; PASS],
-        };
+        let mut probes = Probes::new();
         let whole = outs.len() - outs.len() % STEP;
         let mut offset = 0u32;
         for (outs, ins) in outs[..whole].chunks(PASS).zip(ins[..whole].chunks(PASS)) {
             let len = outs.len();
             roll_pass(&mut a, &mut b, &c, outs, ins, &mut probes);
-            super::test_probes(
-                words,
-                &probes.word[..len],
-                &probes.bits[..len],
-                &probes.digest[..len],
-                offset,
-                found,
-            );
+            probes.test(words, len, offset, found);
             offset += len as u32;
         }
         let a0 = _mm_extract_epi16::<0>(_mm512_castsi512_si128(a)) as u32 & 0xffff;
