@@ -1,11 +1,11 @@
 //! The diff: finds the blocks of the base in the new file at every byte offset and writes a
 //! delta (rsync technical report, section 3).
 //!
-//! Per byte offset the cost is one roll of the weak checksum and one bit test in the index's
-//! filter, done for eight offsets at a time where the CPU has AVX2 ([`super::scan`]); the
-//! filter's candidates of a run of up to 4096 windows are then tried in order, and only they
-//! touch the table and compute a strong hash. After a
-//! match the next window is the next base block in most real edits, so the diff first checks
+//! Per byte offset the cost is one roll of the weak checksum and one probe of the index's
+//! filter, done for eight offsets at a time where the CPU has AVX2 and 32 where it has
+//! AVX-512 ([`super::scan`]); the filter's candidates of a run of up to 4096 windows are then
+//! tried in order, and only they touch the table and compute a strong hash. After a match the
+//! next window is the next base block in most real edits, so the diff first checks
 //! the strong hash of the following window against block `i + 1` directly, skipping the roll
 //! and the table: unchanged regions cost one XXH3 pass.
 //!
