@@ -215,16 +215,7 @@ pub fn for_each_frame_in(
     // Each loop below: parse one record from the bytes held; at the end of the bytes held,
     // read more (a clean end of file between records ends the walk).
     if format == "pcap" {
-        let parser = loop {
-            match PcapParser::new(input.available()) {
-                Ok((rest, parser)) => {
-                    input.consume_to(rest.len());
-                    break parser;
-                }
-                Err(PcapError::IncompleteBuffer) => input.need_more().map_err(header_error)?,
-                Err(e) => return Err(header_error(Step::Parse(e))),
-            }
-        };
+        let parser = input.header(PcapParser::new).map_err(header_error)?;
         let datalink = parser.header().datalink;
         while !input.at_end() {
             // Raw records: `PcapPacket` would also reject a record longer than the snapshot
@@ -247,16 +238,7 @@ pub fn for_each_frame_in(
             }
         }
     } else {
-        let mut parser = loop {
-            match PcapNgParser::new(input.available()) {
-                Ok((rest, parser)) => {
-                    input.consume_to(rest.len());
-                    break parser;
-                }
-                Err(PcapError::IncompleteBuffer) => input.need_more().map_err(header_error)?,
-                Err(e) => return Err(header_error(Step::Parse(e))),
-            }
-        };
+        let mut parser = input.header(PcapNgParser::new).map_err(header_error)?;
         // The link types of the current section's interfaces, by interface id (the parser's
         // own list is borrowed by the parser while a block is in hand).
         let mut interfaces: Vec<DataLink> =
@@ -396,6 +378,25 @@ impl<R: Read> Input<R> {
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Parses the file's header (pcap global header or pcapng section header) with `parse`,
+    /// reading as much as it needs.
+    fn header<P>(
+        &mut self,
+        parse: impl Fn(&[u8]) -> Result<(&[u8], P), PcapError>,
+    ) -> Result<P, Step> {
+        loop {
+            match parse(self.available()) {
+                Ok((rest, parser)) => {
+                    let rest = rest.len();
+                    self.consume_to(rest);
+                    return Ok(parser);
+                }
+                Err(PcapError::IncompleteBuffer) => self.need_more()?,
+                Err(e) => return Err(Step::Parse(e)),
             }
         }
     }
