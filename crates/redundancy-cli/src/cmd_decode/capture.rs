@@ -185,12 +185,16 @@ pub fn for_each_frame_in(
             format,
             source,
         },
-        // A header (a pcapng section header with its options) cut short or larger than any
-        // record read.
-        Step::Truncated | Step::TooLarge => CaptureError::TruncatedHeader {
+        // A header (a pcapng section header with its options) cut short: nothing was consumed
+        // before it, so what is held is the whole file.
+        Step::Truncated(held) => CaptureError::TruncatedHeader {
             path: path(),
-            len: got as u64,
+            len: held,
             format,
+        },
+        Step::TooLarge => CaptureError::RecordTooLarge {
+            path: path(),
+            frame: 0,
         },
     };
     let frame_error = |frame, e: Step| match e {
@@ -198,7 +202,7 @@ pub fn for_each_frame_in(
             path: path(),
             source,
         },
-        Step::Truncated => CaptureError::TruncatedFrame {
+        Step::Truncated(_) => CaptureError::TruncatedFrame {
             path: path(),
             frame,
         },
@@ -301,8 +305,8 @@ const FIRST_BUFFER: usize = 64 * 1024;
 
 /// Why one step of the walk stopped.
 enum Step {
-    /// The file ends inside a record.
-    Truncated,
+    /// The file ends inside a record; the bytes of it that were there.
+    Truncated(u64),
     /// A record claims more than [`MAX_RECORD`] bytes.
     TooLarge,
     /// The parser rejected the record.
@@ -420,7 +424,7 @@ impl<R: Read> Input<R> {
     fn need_more(&mut self) -> Result<(), Step> {
         let held = self.end - self.start;
         if self.eof {
-            return Err(Step::Truncated);
+            return Err(Step::Truncated(held as u64));
         }
         if held >= MAX_RECORD {
             return Err(Step::TooLarge);
@@ -478,6 +482,21 @@ mod tests {
                     "{name}, step {step}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_section_header_cut_inside_its_options_names_the_bytes_there_were() {
+        let data = fixture("vrrp-v2.pcapng");
+        // The fixture's section header block is 108 bytes (options included).
+        assert_eq!(data[4..8], 108u32.to_le_bytes());
+        match frames(&data[..100], 7) {
+            Err(CaptureError::TruncatedHeader {
+                len: 100,
+                format: "pcapng",
+                ..
+            }) => {}
+            other => panic!("{other:?}"),
         }
     }
 
