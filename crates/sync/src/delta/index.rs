@@ -84,6 +84,14 @@ impl<'f> Filter<'f> {
         self.words
     }
 
+    /// Whether the filter has exactly `2^(32 - shift)` words, so that every word index
+    /// [`filter_probe`] computes is in bounds (the vector kernels check this once, then probe
+    /// without bounds checks).
+    #[inline(always)]
+    pub(crate) fn exact(self) -> bool {
+        (1..=32).contains(&self.shift) && self.words.len() as u64 == 1u64 << (32 - self.shift)
+    }
+
     /// Whether some block may have weak checksum `weak` (no false negatives).
     #[inline(always)]
     pub(crate) fn maybe(self, weak: u32) -> bool {

@@ -170,59 +170,37 @@ impl Probes {
         }
     }
 
-    /// [`test_probes`] on the first `len` offsets stored.
+    /// The scalar phase of the vector kernels: tests the first `len` stored probes (offsets
+    /// from `first`; `len` a multiple of 8, as the kernels' steps are) against the filter
+    /// `words` and reports the offsets that pass. Every stored word index must be below
+    /// `words.len()`: the kernels check the filter once ([`Filter::exact`]) and compute the
+    /// indices as `h >> shift`.
+    ///
+    /// Eight offsets per group, so that the common case (no offset passes) is straight-line
+    /// code: two loads and an `andn` per offset, one branch per group. Inlined into each
+    /// kernel, so it is compiled with the kernel's instruction set.
     #[inline(always)]
     fn test(&self, words: &[u32], len: usize, first: u32, found: &mut Vec<Candidate>) {
-        test_probes(
-            words,
-            self.word.get(..len).unwrap_or_default(),
-            self.bits.get(..len).unwrap_or_default(),
-            self.digest.get(..len).unwrap_or_default(),
-            first,
-            found,
-        );
-    }
-}
-
-/// The scalar phase of the vector kernels: tests the stored probes of consecutive offsets
-/// (from `first`) against the filter `words` and reports the offsets that pass. Every `word`
-/// must be an index into `words` (the kernels check the filter's length once and compute the
-/// indices as `h >> shift`), and the slices a multiple of 8 long (the kernels' steps are).
-///
-/// Eight offsets per group, so that the common case (no offset passes) is straight-line code:
-/// two loads and an `andn` per offset, one branch per group. Inlined into each kernel, so it
-/// is compiled with the kernel's instruction set.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn test_probes(
-    words: &[u32],
-    word: &[u32],
-    bits: &[u32],
-    digest: &[u32],
-    first: u32,
-    found: &mut Vec<Candidate>,
-) {
-    debug_assert!(
-        word.len().is_multiple_of(8) && bits.len() == word.len() && digest.len() == word.len()
-    );
-    let groups = (word.chunks_exact(8))
-        .zip(bits.chunks_exact(8))
-        .zip(digest.chunks_exact(8));
-    for (g, ((w8, m8), d8)) in groups.enumerate() {
-        let mut hits = 0u32;
-        for (j, (&w, &m)) in w8.iter().zip(m8).enumerate() {
-            debug_assert!((w as usize) < words.len());
-            // SAFETY: the callers' word indices are below `words.len()` (see above).
-            let have = unsafe { *words.get_unchecked(w as usize) };
-            hits |= u32::from(!have & m == 0) << j;
-        }
-        while hits != 0 {
-            let j = hits.trailing_zeros() as usize;
-            hits &= hits - 1;
-            found.push(Candidate {
-                offset: first + (g * 8 + j) as u32,
-                weak: d8.get(j).copied().unwrap_or_default(),
-            });
+        debug_assert!(len.is_multiple_of(8));
+        let groups = (self.word.get(..len).unwrap_or_default().chunks_exact(8))
+            .zip(self.bits.chunks_exact(8))
+            .zip(self.digest.chunks_exact(8));
+        for (g, ((w8, m8), d8)) in groups.enumerate() {
+            let mut hits = 0u32;
+            for (j, (&w, &m)) in w8.iter().zip(m8).enumerate() {
+                debug_assert!((w as usize) < words.len());
+                // SAFETY: the kernels' word indices are below `words.len()` (see above).
+                let have = unsafe { *words.get_unchecked(w as usize) };
+                hits |= u32::from(!have & m == 0) << j;
+            }
+            while hits != 0 {
+                let j = hits.trailing_zeros() as usize;
+                hits &= hits - 1;
+                found.push(Candidate {
+                    offset: first + (g * 8 + j) as u32,
+                    weak: d8.get(j).copied().unwrap_or_default(),
+                });
+            }
         }
     }
 }
@@ -251,7 +229,7 @@ mod avx2 {
     /// Two phases per [`PASS`] offsets (see the module docs): the vector units roll the
     /// checksums of every offset and store each one's filter probe (`index::filter_probe`: the
     /// word `h >> shift` and the mask of its two bits) and its checksum, then
-    /// [`super::test_probes`] tests them with scalar loads.
+    /// [`Probes::test`] tests them with scalar loads.
     #[inline(never)]
     #[target_feature(enable = "avx2,bmi1")]
     pub(super) fn scan(
@@ -262,16 +240,28 @@ mod avx2 {
         ins: &[u8],
         found: &mut Vec<Candidate>,
     ) -> Rollsum {
-        let words = filter.words();
-        // The probes read `words[h >> shift]` without a bounds check; that is below
-        // `2^(32 - shift)`, in bounds when the filter has its documented length. Checked here
-        // rather than trusted.
-        if filter.shift == 0
-            || filter.shift > 32
-            || words.len() as u64 != 1u64 << (32 - filter.shift)
-        {
+        // The probes read `words[h >> shift]` without a bounds check.
+        if !filter.exact() {
             return scan_scalar(filter, roll, n, outs, ins, 0, found);
         }
+        let mut probes = Probes::new();
+        scan_with(filter, roll, n, outs, ins, found, &mut probes)
+    }
+
+    /// [`scan`] with the probe buffers given (the AVX-512 kernel lends its own for its tail);
+    /// `filter` must be [`Filter::exact`].
+    #[inline]
+    #[target_feature(enable = "avx2,bmi1")]
+    pub(super) fn scan_with(
+        filter: Filter<'_>,
+        roll: Rollsum,
+        n: u32,
+        outs: &[u8],
+        ins: &[u8],
+        found: &mut Vec<Candidate>,
+        probes: &mut Probes,
+    ) -> Rollsum {
+        let words = filter.words();
         let start = roll.digest();
         let mut state = State {
             // Every lane holds the state of the first offset of the step: a_0 and b_0 mod 2^16.
@@ -285,12 +275,11 @@ mod avx2 {
             low5: _mm256_set1_epi32(31),
             one: _mm256_set1_epi32(1),
         };
-        let mut probes = Probes::new();
         let whole = outs.len() - outs.len() % STEP;
         let mut offset = 0u32;
         for (outs, ins) in outs[..whole].chunks(PASS).zip(ins[..whole].chunks(PASS)) {
             let len = outs.len();
-            roll_pass(&mut state, &consts, outs, ins, &mut probes);
+            roll_pass(&mut state, &consts, outs, ins, probes);
             probes.test(words, len, offset, found);
             offset += len as u32;
         }
@@ -417,7 +406,7 @@ mod avx512 {
     /// The same algebra as the AVX2 kernel (see the module docs) on 32 offsets per step with
     /// 512-bit registers: the prefix sums run across the whole register (five shifted adds).
     /// Two phases per [`PASS`] offsets, as in the AVX2 kernel: the vector units store every
-    /// offset's filter probe and checksum, then [`super::test_probes`] tests them.
+    /// offset's filter probe and checksum, then [`Probes::test`] tests them.
     #[inline(never)]
     #[target_feature(enable = "avx2,avx512f,avx512bw,bmi1")]
     pub(super) fn scan(
@@ -429,12 +418,8 @@ mod avx512 {
         found: &mut Vec<Candidate>,
     ) -> Rollsum {
         let words = filter.words();
-        // The probes read `words[h >> shift]` without a bounds check; in bounds when the
-        // filter has its documented length, checked here rather than trusted.
-        if filter.shift == 0
-            || filter.shift > 32
-            || words.len() as u64 != 1u64 << (32 - filter.shift)
-        {
+        // The probes read `words[h >> shift]` without a bounds check.
+        if !filter.exact() {
             return super::scan_scalar(filter, roll, n, outs, ins, 0, found);
         }
         let start = roll.digest();
@@ -474,13 +459,14 @@ mod avx512 {
         let a0 = _mm_extract_epi16::<0>(_mm512_castsi512_si128(a)) as u32 & 0xffff;
         let b0 = _mm_extract_epi16::<0>(_mm512_castsi512_si128(b)) as u32 & 0xffff;
         let before = found.len();
-        let end = super::avx2::scan(
+        let end = super::avx2::scan_with(
             filter,
             Rollsum::from_digest((b0 << 16) | a0),
             n,
             outs.get(whole..).unwrap_or_default(),
             ins.get(whole..).unwrap_or_default(),
             found,
+            &mut probes,
         );
         for c in found.get_mut(before..).unwrap_or_default() {
             c.offset += whole as u32;
