@@ -196,6 +196,32 @@ impl Server {
         Ok(lock(st).scanner.manifest()?.1)
     }
 
+    /// Waits until the scan-ahead thread has caught up with every change to a watched set (its
+    /// manifest is current), at most `timeout`; returns whether it has. Benchmarks call this
+    /// before a timed round so that no tool's round shares the machine with our background
+    /// scan; a puller never needs it. `false` at once for an unknown or unwatched set.
+    pub fn wait_scanned(&self, set: &str, timeout: Duration) -> bool {
+        let Some(st) = self.shared.sets.get(set) else {
+            return false;
+        };
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            {
+                let st = lock(st);
+                if st.scanner.is_current() {
+                    return true;
+                }
+                if !st.scanner.is_watched() {
+                    return false;
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// (full scans done, files hashed) of a set's scanner, or `None` for an unknown set.
     pub fn scan_stats(&self, set: &str) -> Option<(u64, u64)> {
         self.shared.sets.get(set).map(|st| lock(st).scanner.stats())
@@ -396,6 +422,10 @@ fn handle(shared: &Shared, stream: TcpStream) -> Result<(), TransferError> {
                 }
                 for (i, item) in items.iter().enumerate() {
                     serve_file(&mut w, root, (manifest, &grown), i as u32, item)?;
+                    // Each file goes out when it is complete, so the puller writes and
+                    // verifies it while we prepare the next (a batch of small deltas would
+                    // otherwise sit in the write buffer until it fills: no overlap at all).
+                    w.flush()?;
                 }
                 w.write(&Msg::BatchEnd)?;
                 w.flush()?;

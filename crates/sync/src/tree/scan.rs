@@ -148,6 +148,17 @@ impl Scanner {
                 >= quiet.as_millis() as u64
     }
 
+    /// Whether an inotify watch is active.
+    pub fn is_watched(&self) -> bool {
+        self.watcher.is_some()
+    }
+
+    /// Whether the last manifest is known to be current: a watched tree with no event since
+    /// its scan. Without a watch always false (every poll scans).
+    pub fn is_current(&self) -> bool {
+        self.watcher.is_some() && self.last.is_some() && !self.dirty.load(Ordering::SeqCst)
+    }
+
     /// The files of the last scan that grew since the scan before and whose earlier version is
     /// their prefix (see [`GrownFile`]).
     pub fn grown(&self) -> Arc<HashMap<String, GrownFile>> {
