@@ -19,6 +19,7 @@ pub mod auth;
 pub mod compress;
 pub mod frame;
 pub mod msg;
+mod prefix;
 pub mod puller;
 pub mod server;
 pub mod tls;

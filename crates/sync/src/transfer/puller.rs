@@ -33,6 +33,7 @@ use super::auth::{client_handshake, variant_name, Identity, Key};
 use super::compress::FEATURE_ZSTD;
 use super::frame::{FrameReader, FrameWriter};
 use super::msg::{Encoding, FetchItem, Msg};
+use super::prefix::PrefixCopier;
 use super::tls::Conn;
 use super::{PullTransport, TransferError};
 use crate::delta::{apply, Signature, SignatureOptions};
@@ -432,6 +433,8 @@ struct Pending<'m> {
     item: FetchItem,
     basis: Basis,
     old_path: Option<PathBuf>,
+    /// The copy of the old version into `.partial/` started ahead ([`PrefixCopier`]).
+    prefix_copy: Option<usize>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -449,6 +452,9 @@ fn stage_and_commit(
     progress: Progress<'_>,
 ) -> Result<(), TransferError> {
     let t = Instant::now();
+    // Free what earlier rounds moved to the trash now, in the background: the page cache it
+    // held is then reused by this round's writes (see crate::tree::store, step 7).
+    store.collect();
     let old_dir = have.map(|h| store.gen_dir(&h));
     // Reuse the generation before the current one when there is one: only what differs
     // between it and the new manifest is touched (see crate::tree::store, "Reusing").
@@ -515,18 +521,35 @@ fn stage_and_commit(
     let t = Instant::now();
     let mut batch: Vec<Pending> = Vec::new();
     let mut sig_bytes = 0usize;
+    let mut copier = PrefixCopier::new();
     for e in fetch {
-        let p = plan_fetch(store, cfg, e, old, stored_old, old_dir.as_ref())?;
+        let mut p = plan_fetch(store, cfg, e, old, stored_old, old_dir.as_ref())?;
+        // The server resumes after our old version when its own first bytes hash the same
+        // (an append): copy that version into place now, while the fetch is under way.
+        if let (Basis::Old(src), Some((len, _))) = (&p.basis, p.item.prefix) {
+            let dst = store.partial_path(&e.path);
+            p.prefix_copy = Some(copier.submit(src.clone(), len, dst));
+        }
         sig_bytes += p.item.signature.len();
         batch.push(p);
         if batch.len() >= BATCH_ITEMS || sig_bytes >= BATCH_SIG_BYTES {
             let b = std::mem::take(&mut batch);
-            run_batch(store, &staging, r, w, b, report, (expected, &mut *progress))?;
+            let rx = (&mut *r, &mut copier);
+            run_batch(
+                store,
+                &staging,
+                rx,
+                w,
+                b,
+                report,
+                (expected, &mut *progress),
+            )?;
             sig_bytes = 0;
         }
     }
     if !batch.is_empty() {
-        run_batch(store, &staging, r, w, batch, report, (expected, progress))?;
+        let rx = (r, &mut copier);
+        run_batch(store, &staging, rx, w, batch, report, (expected, progress))?;
     }
     report.phases.fetch = t.elapsed();
     let times = staging.commit()?;
@@ -612,6 +635,7 @@ fn plan_fetch<'m>(
         item,
         basis,
         old_path,
+        prefix_copy: None,
     })
 }
 
@@ -632,7 +656,7 @@ impl Write for HashWriter<'_> {
 fn run_batch(
     store: &GenStore,
     staging: &Staging<'_>,
-    r: &mut FrameReader<Conn>,
+    (r, copier): (&mut FrameReader<Conn>, &mut PrefixCopier),
     w: &mut FrameWriter<Conn>,
     batch: Vec<Pending<'_>>,
     report: &mut RoundReport,
@@ -643,7 +667,7 @@ fn run_batch(
     w.flush()?;
     for (i, p) in batch.into_iter().enumerate() {
         let path = p.entry.path.clone();
-        if let Err(e) = receive_file(store, staging, r, i as u32, p) {
+        if let Err(e) = receive_file(store, staging, (r, &mut *copier), i as u32, p) {
             // A full disk: the partial data cannot become a basis worth its space, and keeping
             // it would make the next round fail too. Free it; the old generation is untouched.
             if is_storage_full(&e) {
@@ -758,11 +782,13 @@ impl Read for DataReader<'_> {
 fn receive_file(
     store: &GenStore,
     staging: &Staging<'_>,
-    r: &mut FrameReader<Conn>,
+    (r, copier): (&mut FrameReader<Conn>, &mut PrefixCopier),
     index: u32,
     p: Pending<'_>,
 ) -> Result<(), TransferError> {
     let path = &p.entry.path;
+    // Whatever the server answers, the helper must be done with this partial file first.
+    let copied = p.prefix_copy.map(|t| copier.wait(t));
     let Some((size, want)) = p.entry.file() else {
         return Err(TransferError::Protocol(format!("{path} is not a file")));
     };
@@ -812,8 +838,22 @@ fn receive_file(
                     (f, (**h).clone())
                 }
                 (Basis::Old(src), o) if o > 0 => {
-                    let f = File::create(&partial).map_err(|e| io("create", e))?;
-                    clone_prefix(src, o, &f).map_err(|e| io("copy old version to", e))?;
+                    let ahead = match copied {
+                        Some(Ok(())) => open_copied(&partial, o),
+                        Some(Err(e)) => {
+                            log::debug!("copying ahead into {}: {e}", partial.display());
+                            None
+                        }
+                        None => None,
+                    };
+                    let f = match ahead {
+                        Some(f) => f,
+                        None => {
+                            let f = File::create(&partial).map_err(|e| io("create", e))?;
+                            clone_prefix(src, o, &f).map_err(|e| io("copy old version to", e))?;
+                            f
+                        }
+                    };
                     trusted_prefix = true;
                     (f, blake3::Hasher::new())
                 }
@@ -913,6 +953,17 @@ fn receive_file(
     }
     staging.install(p.entry, &file, &partial)?;
     Ok(())
+}
+
+/// The partial file the prefix copier filled with exactly `len` bytes, open for appending at
+/// `len`; `None` if it is not that (the caller then copies again).
+fn open_copied(partial: &std::path::Path, len: u64) -> Option<File> {
+    let mut f = OpenOptions::new().write(true).open(partial).ok()?;
+    if f.metadata().ok()?.len() != len {
+        return None;
+    }
+    f.seek(SeekFrom::Start(len)).ok()?;
+    Some(f)
 }
 
 /// Whether an error is ENOSPC / EDQUOT somewhere in its chain.
