@@ -56,9 +56,14 @@
 //!    atomically), and `ROOT` is fsynced so the switch itself is durable.
 //! 7. Generations other than the new current and the previous one (left over by crashes or by
 //!    rounds without reuse) are moved to `.trash/`. The trash is emptied by a background thread
-//!    ([`GenStore::collect`]): freeing thousands of files' blocks takes hundreds of milliseconds
-//!    on ext4 and nobody waits for it; a round waits only if the previous collection is still
-//!    running when it needs to start another.
+//!    ([`GenStore::collect`]) that the *next* round starts as it begins staging: freeing
+//!    thousands of files' blocks takes hundreds of milliseconds on ext4 and nobody waits for it,
+//!    and the page cache the old versions held is freed just before that round writes the new
+//!    data, which then reuses it. Freed right after the commit instead, it sits unused for a
+//!    whole poll interval; on a virtual machine whose host takes back free guest memory (free
+//!    page reporting) every page of the next round's data then costs a host fault, which made
+//!    a round's writes up to four times slower. [`GenStore::open`] collects too, so a crash
+//!    never leaves the trash for good.
 //!
 //! A crash before step 6 leaves `current` on the old, complete generation (the staging directory
 //! is discarded by the next [`GenStore::open`]; the next round then builds from scratch); a crash
@@ -88,6 +93,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::manifest::{hex, Entry, EntryKind, GenId, Manifest, Meta};
+use super::scan::FileKey;
 use super::watch::{intact_on_disk, GenWatch, WatchError};
 use super::TreeError;
 
@@ -160,7 +166,20 @@ pub struct GenStore {
     watch: std::sync::Mutex<WatchSlot>,
     /// Walks of a whole generation done by [`GenStore::check_generation`] on the caller's thread.
     full_checks: std::sync::atomic::AtomicU64,
+    /// Manifests recently written or read (see [`GenStore::load_manifest`]).
+    manifests: std::sync::Mutex<std::collections::VecDeque<CachedManifest>>,
 }
+
+/// A stored manifest kept in memory with the identity of its file when it was written or read.
+#[derive(Debug)]
+struct CachedManifest {
+    id: GenId,
+    file: FileKey,
+    manifest: std::sync::Arc<Manifest>,
+}
+
+/// Manifests kept in memory: the current generation's, the one before, and one more.
+const CACHED_MANIFESTS: usize = 3;
 
 /// How a [`GenStore`] applies generations. The defaults are what a deployment wants; the
 /// others exist to measure what each costs.
@@ -218,6 +237,7 @@ impl GenStore {
             trash_seq: std::sync::atomic::AtomicU64::new(0),
             watch: std::sync::Mutex::new(WatchSlot::default()),
             full_checks: std::sync::atomic::AtomicU64::new(0),
+            manifests: std::sync::Mutex::new(std::collections::VecDeque::new()),
         };
         store.remove_leftovers()?;
         store.collect();
@@ -292,6 +312,31 @@ impl GenStore {
             Err(e) => {
                 log::warn!("no collector thread ({e}); emptying the trash inline");
                 empty_dir(&self.root.join(TRASH_DIR));
+            }
+        }
+    }
+
+    /// Waits for the store's background work to end: the trash collection and the arming of
+    /// the current generation's watch (both started by a commit). A puller never needs this;
+    /// benchmarks call it so that no tool's timed round shares the machine with it.
+    pub fn wait_background(&self) {
+        if let Some(h) = self
+            .collector
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            let _ = h.join();
+        }
+        let mut slot = self
+            .watch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(h) = slot.arming.take() {
+            match h.join() {
+                Ok(Ok(w)) => slot.armed = w,
+                Ok(Err(e)) => log::debug!("{e}"),
+                Err(_) => log::warn!("the thread arming a generation watch panicked"),
             }
         }
     }
@@ -373,8 +418,25 @@ impl GenStore {
     }
 
     /// Loads and verifies (its id must match) the stored manifest of a generation.
+    ///
+    /// A manifest this store wrote or read before comes from memory while its file is still the
+    /// one it was (same inode, size, mtime and ctime: a rewritten, replaced or removed file is
+    /// read again). A round needs the current generation's and the reused one's manifests, and
+    /// decoding and re-hashing ten thousand entries costs milliseconds each time.
     pub fn load_manifest(&self, id: &GenId) -> Result<Manifest, TreeError> {
         let p = self.manifest_path(id);
+        let key = fs::metadata(&p)
+            .map(|md| FileKey::of(&md))
+            .map_err(|e| TreeError::io("read", &p, e))?;
+        {
+            let cache = self
+                .manifests
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(c) = cache.iter().find(|c| c.id == *id && c.file == key) {
+                return Ok((*c.manifest).clone());
+            }
+        }
         let bytes = fs::read(&p).map_err(|e| TreeError::io("read", &p, e))?;
         let m: Manifest = crate::codec::decode(&bytes).map_err(|e| TreeError::StoredManifest {
             path: p.clone(),
@@ -386,7 +448,19 @@ impl GenStore {
                 reason: "content does not match its generation id".into(),
             });
         }
+        // Remembered under the identity seen before reading: a change since gives another.
+        self.remember(*id, key, std::sync::Arc::new(m.clone()));
         Ok(m)
+    }
+
+    fn remember(&self, id: GenId, file: FileKey, manifest: std::sync::Arc<Manifest>) {
+        let mut cache = self
+            .manifests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache.retain(|c| c.id != id);
+        cache.push_front(CachedManifest { id, file, manifest });
+        cache.truncate(CACHED_MANIFESTS);
     }
 
     /// Removes the stored manifest of a generation found unreadable, so that the next round
@@ -470,7 +544,7 @@ impl GenStore {
 
     /// Arms the watch of [`GenStore::check_generation`] over the just-committed generation `id`
     /// on a background thread, so that the next poll finds it ready.
-    fn arm_in_background(&self, id: GenId, manifest: Manifest) {
+    fn arm_in_background(&self, id: GenId, manifest: std::sync::Arc<Manifest>) {
         let mut slot = self
             .watch
             .lock()
@@ -510,12 +584,12 @@ impl GenStore {
     fn write_manifest(
         &self,
         id: &GenId,
-        manifest: &Manifest,
+        manifest: &std::sync::Arc<Manifest>,
         fsync: bool,
     ) -> Result<(), TreeError> {
         let mpath = self.manifest_path(id);
         let tmp = mpath.with_extension("manifest.tmp");
-        let bytes = crate::codec::encode(manifest).map_err(|e| TreeError::StoredManifest {
+        let bytes = crate::codec::encode(&**manifest).map_err(|e| TreeError::StoredManifest {
             path: mpath.clone(),
             reason: e.to_string(),
         })?;
@@ -527,7 +601,11 @@ impl GenStore {
                 f.sync_all().map_err(|e| TreeError::io("fsync", &tmp, e))?;
             }
         }
-        fs::rename(&tmp, &mpath).map_err(|e| TreeError::io("rename", &mpath, e))
+        fs::rename(&tmp, &mpath).map_err(|e| TreeError::io("rename", &mpath, e))?;
+        if let Ok(md) = fs::metadata(&mpath) {
+            self.remember(*id, FileKey::of(&md), std::sync::Arc::clone(manifest));
+        }
+        Ok(())
     }
 
     /// Turns a plain `ROOT/current` directory (seed data put there before the store existed)
@@ -575,8 +653,8 @@ impl GenStore {
         Ok(keep)
     }
 
-    /// Removes every generation not in `keep` (moved to the trash at once, freed by a background
-    /// [`GenStore::collect`]).
+    /// Removes every generation not in `keep` (moved to the trash at once, freed by the next
+    /// [`GenStore::collect`]: see step 7 of the module documentation).
     pub fn gc(&self, keep: &[GenId]) -> Result<(), TreeError> {
         let gens = self.root.join(GENS_DIR);
         let rd = fs::read_dir(&gens).map_err(|e| TreeError::io("read directory", &gens, e))?;
@@ -592,7 +670,6 @@ impl GenStore {
             }
             self.trash(&item.path())?;
         }
-        self.collect();
         Ok(())
     }
 
@@ -997,7 +1074,8 @@ impl Staging<'_> {
         }
         apply_dir_meta(&self.dir, &self.manifest.root)?;
         // Not fsynced here: the syncfs below covers it.
-        self.store.write_manifest(&self.id, &self.manifest, false)?;
+        let manifest = std::sync::Arc::new(std::mem::take(&mut self.manifest));
+        self.store.write_manifest(&self.id, &manifest, false)?;
         times.finish = t.elapsed();
         let t = Instant::now();
         if self.store.options.fsync {
@@ -1018,8 +1096,7 @@ impl Staging<'_> {
         }
         let keep = self.store.switch_only(&self.id)?;
         times.switch = t.elapsed();
-        self.store
-            .arm_in_background(self.id, std::mem::take(&mut self.manifest));
+        self.store.arm_in_background(self.id, manifest);
         let t = Instant::now();
         self.store.gc(&keep)?;
         times.gc = t.elapsed();
