@@ -12,23 +12,24 @@
 //! wall time and bytes on the wire (rsync: its `--stats` totals, ours: frame bytes both ways),
 //! and our value as a fraction of rsync's.
 //!
-//! `TREESYNC_GAP_MS=N` waits N ms (after the `sync`) before every timed round of either tool,
-//! as a poller with a real interval would; the recorded default is no gap.
+//! `TREESYNC_GAP_MS=N` waits N ms more before every timed round of either tool.
 //!
-//! Both sides read a warm page cache; before each timed round `sync` flushes what earlier steps
-//! left dirty (untimed), because our apply ends with `syncfs`, which would otherwise also write
-//! back the data set and the other tool's replica. rsync writes without fsync; we stage,
-//! `syncfs` and switch generations atomically, and that durability is part of our time. Two
-//! variants pull the same changes into stores of their own (not recorded, printed with their
+//! Both sides read a warm page cache. Before each timed round of either tool the machine is
+//! brought to rest, untimed ([`settle`]): `sync` flushes what earlier steps left dirty (our
+//! apply ends with `syncfs`, which would otherwise also write back the data set and the other
+//! tool's replica; rsync writes without fsync), our server's scan-ahead is allowed to catch up
+//! with the change just made (it scans once the tree has been quiet for 100 ms), and our stores'
+//! background work (arming the generation watch) ends. The products poll every 10-60 s, so a
+//! poll that lands within a few hundred milliseconds of the change is the exception; that case
+//! is measured with `TREESYNC_BUSY=1` (each round starts right after the change and ours pays
+//! the server's walk and hashing inside its "manifest" phase), not recorded by default. We
+//! stage, `syncfs` and switch generations atomically, and that durability is part of our time.
+//! Two variants pull the same changes into stores of their own (not recorded, printed with their
 //! phase breakdown): durability off (`StoreOptions::fsync`), and the session-1 layout that builds
-//! a complete tree of hard links every round (`StoreOptions::reuse` off). `TREESYNC_NO_VARIANTS=1`
-//! skips them.
-//!
-//! Our server watches the tree (inotify) and scans it ahead once it has been quiet for 100 ms
-//! after a change; the untimed `sync` before each round gives it that time, so our timed round
-//! usually finds the manifest ready, while the rsync daemon walks the tree inside its round. That
-//! is the design (a standby polling every 10-60 s never waits for the walk), but it means the
-//! "manifest" phase printed below excludes the server's scan when the scan ran ahead.
+//! a complete tree of hard links every round (`StoreOptions::reuse` off; its trash, a whole
+//! generation per round, is freed during its next round). `TREESYNC_NO_VARIANTS=1` skips them.
+//! `TREESYNC_PERF_CTL=<fifo>` enables and disables a `perf record --control=fifo:<fifo> -D -1`
+//! around the change rounds.
 #[path = "report/mod.rs"]
 mod report;
 
@@ -223,13 +224,33 @@ fn start_rsyncd(base: &Path, src: &Path) -> (Daemon, u16) {
     panic!("rsync daemon did not start");
 }
 
-/// Flushes dirty data of earlier steps (data set creation, the other tool's round) so that
-/// neither tool pays for writeback it did not cause; not timed.
-fn settle() {
+/// What a timed round waits for before it starts (see [`settle`]).
+struct Quiet<'a> {
+    server: &'a Server,
+    stores: Vec<&'a GenStore>,
+}
+
+/// Brings the machine to rest before a timed round of either tool, untimed: `sync` flushes
+/// dirty data of earlier steps (data set creation, the other tool's round), and unless
+/// `TREESYNC_BUSY=1` it waits until our server has scanned the change just made (its
+/// scan-ahead runs once the tree has been quiet for 100 ms) and our stores' background work
+/// (trash collection, arming the generation watch) has ended. So neither tool's round shares
+/// the two cores with work the other left running, and our round finds the server's manifest
+/// ready, as a standby polling every 10-60 s does unless the poll lands within a few hundred
+/// milliseconds of the change. `TREESYNC_BUSY=1` measures that unlucky case instead: each
+/// round starts right after the change, and ours pays the server's scan and whatever
+/// background work is still running.
+fn settle(q: &Quiet<'_>) {
     let _ = Command::new("sync").status();
-    // A quiet gap before each timed round (`TREESYNC_GAP_MS`, default none): the products
-    // poll every 10-60 s, so a round never starts milliseconds after the previous one while
-    // its background work (our server's scan ahead, the puller's generation watch) still runs.
+    if std::env::var_os("TREESYNC_BUSY").is_none() {
+        if !q.server.wait_scanned("data", Duration::from_secs(30)) {
+            println!("warning: the server's scan-ahead did not catch up within 30 s");
+        }
+        for s in &q.stores {
+            s.wait_background();
+        }
+    }
+    // A quiet gap before each timed round (`TREESYNC_GAP_MS`, default none).
     if let Some(ms) = std::env::var("TREESYNC_GAP_MS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -238,8 +259,8 @@ fn settle() {
     }
 }
 
-fn rsync_round(port: u16, dst: &Path) -> (Duration, u64) {
-    settle();
+fn rsync_round(q: &Quiet<'_>, port: u16, dst: &Path) -> (Duration, u64) {
+    settle(q);
     let t = Instant::now();
     let out = Command::new("rsync")
         .args(["-a", "--delete", "--stats"])
@@ -266,16 +287,27 @@ fn rsync_round(port: u16, dst: &Path) -> (Duration, u64) {
 }
 
 fn ours_round(
+    q: &Quiet<'_>,
     store: &GenStore,
     cfg: &PullConfig,
     phases: &mut Vec<RoundPhases>,
 ) -> (Duration, u64) {
-    settle();
+    settle(q);
     let t = Instant::now();
     let r = pull_once(store, cfg).unwrap();
     let el = t.elapsed();
     phases.push(r.phases);
     (el, r.bytes_sent + r.bytes_received)
+}
+
+/// With `TREESYNC_PERF_CTL=<fifo>` (perf record --control=fifo:<fifo> -D -1), profiles only
+/// the timed change rounds.
+fn perf_ctl(cmd: &str) {
+    if let Some(p) = std::env::var_os("TREESYNC_PERF_CTL") {
+        if let Err(e) = fs::write(&p, format!("{cmd}\n")) {
+            eprintln!("perf control {}: {e}", Path::new(&p).display());
+        }
+    }
 }
 
 fn ms(v: &[Duration]) -> Vec<f64> {
@@ -392,33 +424,41 @@ fn main() {
         pull_once(vs, &cfg).unwrap();
     }
 
-    let (rt, rb) = rsync_round(port, &rdst);
+    let q = Quiet {
+        server: &server.server,
+        stores: std::iter::once(&store)
+            .chain(variants.iter().map(|(_, s)| s))
+            .collect(),
+    };
+    let (rt, rb) = rsync_round(&q, port, &rdst);
     let mut phases = Vec::new();
-    let (ot, ob) = ours_round(&store, &cfg, &mut phases);
+    let (ot, ob) = ours_round(&q, &store, &cfg, &mut phases);
     let mut rows = vec![("initial full sync (1 run)".to_string(), rt, rb, ot, ob)];
 
     let mut next_voice = o.voice;
     let (mut rts, mut rbs, mut ots, mut obs) = (vec![], vec![], vec![], vec![]);
     phases.clear();
+    perf_ctl("enable");
     for run in 0..o.runs {
         mutate(&src, &o, run, &mut next_voice, &mut rng);
         // Alternate who goes first so neither always meets a colder cache.
         let (r, us) = if run % 2 == 0 {
-            let r = rsync_round(port, &rdst);
-            (r, ours_round(&store, &cfg, &mut phases))
+            let r = rsync_round(&q, port, &rdst);
+            (r, ours_round(&q, &store, &cfg, &mut phases))
         } else {
-            let us = ours_round(&store, &cfg, &mut phases);
-            (rsync_round(port, &rdst), us)
+            let us = ours_round(&q, &store, &cfg, &mut phases);
+            (rsync_round(&q, port, &rdst), us)
         };
         rts.push(r.0);
         rbs.push(r.1);
         ots.push(us.0);
         obs.push(us.1);
         for (i, (_, vs)) in variants.iter().enumerate() {
-            let (t, _) = ours_round(vs, &cfg, &mut variant_phases[i]);
+            let (t, _) = ours_round(&q, vs, &cfg, &mut variant_phases[i]);
             variant_times[i].push(t);
         }
     }
+    perf_ctl("disable");
     let round_phases = phases.clone();
     record(
         "1% round",
@@ -440,8 +480,8 @@ fn main() {
     let walks_before = store.full_checks();
     let (mut rts, mut rbs, mut ots, mut obs) = (vec![], vec![], vec![], vec![]);
     for _ in 0..polls {
-        let r = rsync_round(port, &rdst);
-        let us = ours_round(&store, &cfg, &mut phases);
+        let r = rsync_round(&q, port, &rdst);
+        let us = ours_round(&q, &store, &cfg, &mut phases);
         rts.push(r.0);
         rbs.push(r.1);
         ots.push(us.0);
