@@ -140,6 +140,19 @@ struct WatchSlot {
     arming: Option<std::thread::JoinHandle<Result<Option<GenWatch>, WatchError>>>,
 }
 
+/// Closes a generation watch on a thread of its own: closing an inotify descriptor that holds a
+/// watch per directory waits for the kernel to destroy every mark (an SRCU grace period), which
+/// measured 13-15 ms for a generation of 110 directories, on the round's path when done inline.
+fn drop_in_background(w: GenWatch) {
+    // Without a thread the closure, and the watch in it, is dropped here instead.
+    let spawned = std::thread::Builder::new()
+        .name("gen-watch-drop".into())
+        .spawn(move || drop(w));
+    if let Err(e) = spawned {
+        log::debug!("closed a generation watch inline ({e})");
+    }
+}
+
 /// Removes everything inside `dir` (the collector's work; errors are logged, the next
 /// collection tries again).
 fn empty_dir(dir: &Path) {
@@ -502,7 +515,9 @@ impl GenStore {
                 return true;
             }
         }
-        slot.armed = None;
+        if let Some(w) = slot.armed.take() {
+            drop_in_background(w);
+        }
         let Ok(m) = self.load_manifest(id) else {
             return false;
         };
@@ -531,9 +546,12 @@ impl GenStore {
             .watch
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        slot.previous
-            .take()
-            .is_some_and(|mut w| w.id() == *id && w.clean())
+        let Some(mut w) = slot.previous.take() else {
+            return false;
+        };
+        let unchanged = w.id() == *id && w.clean();
+        drop_in_background(w);
+        unchanged
     }
 
     /// How many times [`GenStore::check_generation`] had to walk a whole generation (for tests
@@ -556,7 +574,10 @@ impl GenStore {
         }
         // The generation just replaced keeps its watch: while it sees nothing, that generation
         // is still as it was when it was last found intact.
-        slot.previous = slot.armed.take();
+        let armed = slot.armed.take();
+        if let Some(w) = std::mem::replace(&mut slot.previous, armed) {
+            drop_in_background(w);
+        }
         let dir = self.gen_dir(&id);
         let spawned = std::thread::Builder::new()
             .name("gen-watch".into())
