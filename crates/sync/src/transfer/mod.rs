@@ -18,6 +18,7 @@
 pub mod auth;
 pub mod compress;
 pub mod frame;
+mod install;
 pub mod msg;
 mod prefix;
 pub mod puller;

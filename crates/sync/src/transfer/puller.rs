@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use super::auth::{client_handshake, variant_name, Identity, Key};
 use super::compress::FEATURE_ZSTD;
 use super::frame::{FrameReader, FrameWriter};
+use super::install::Installer;
 use super::msg::{Encoding, FetchItem, Msg};
 use super::prefix::PrefixCopier;
 use super::tls::Conn;
@@ -39,7 +40,7 @@ use super::{PullTransport, TransferError};
 use crate::delta::{apply, Signature, SignatureOptions};
 use crate::tree::manifest::{Entry, EntryKind, GenId, Limits, Manifest, ManifestDelta};
 use crate::tree::scan::hash_reader;
-use crate::tree::store::{clone_prefix, verified, GenStore, Staging};
+use crate::tree::store::{clone_prefix, verified, GenStore};
 use crate::tree::watch::intact_on_disk;
 
 /// Most items in one fetch.
@@ -519,38 +520,38 @@ fn stage_and_commit(
     }
     report.phases.stage = t.elapsed();
     let t = Instant::now();
-    let mut batch: Vec<Pending> = Vec::new();
-    let mut sig_bytes = 0usize;
-    let mut copier = PrefixCopier::new();
-    for e in fetch {
-        let mut p = plan_fetch(store, cfg, e, old, stored_old, old_dir.as_ref())?;
-        // The server resumes after our old version when its own first bytes hash the same
-        // (an append): copy that version into place now, while the fetch is under way.
-        if let (Basis::Old(src), Some((len, _))) = (&p.basis, p.item.prefix) {
-            let dst = store.partial_path(&e.path);
-            p.prefix_copy = Some(copier.submit(src.clone(), len, dst));
+    // Verified files are put in place by a helper thread while the next one is received
+    // (see super::install); all of them are in place before the commit.
+    std::thread::scope(|scope| -> Result<(), TransferError> {
+        let mut installer = Installer::start(scope, &staging);
+        let mut batch: Vec<Pending> = Vec::new();
+        let mut sig_bytes = 0usize;
+        let mut copier = PrefixCopier::new();
+        for e in fetch {
+            let mut p = plan_fetch(store, cfg, e, old, stored_old, old_dir.as_ref())?;
+            // The server resumes after our old version when its own first bytes hash the
+            // same (an append): copy that version into place now, while the fetch is under
+            // way.
+            if let (Basis::Old(src), Some((len, _))) = (&p.basis, p.item.prefix) {
+                let dst = store.partial_path(&e.path);
+                p.prefix_copy = Some(copier.submit(src.clone(), len, dst));
+            }
+            sig_bytes += p.item.signature.len();
+            batch.push(p);
+            if batch.len() >= BATCH_ITEMS || sig_bytes >= BATCH_SIG_BYTES {
+                let b = std::mem::take(&mut batch);
+                let rx = (&mut *r, &mut copier, &mut installer);
+                run_batch(store, rx, w, b, report, (expected, &mut *progress))?;
+                sig_bytes = 0;
+            }
         }
-        sig_bytes += p.item.signature.len();
-        batch.push(p);
-        if batch.len() >= BATCH_ITEMS || sig_bytes >= BATCH_SIG_BYTES {
-            let b = std::mem::take(&mut batch);
-            let rx = (&mut *r, &mut copier);
-            run_batch(
-                store,
-                &staging,
-                rx,
-                w,
-                b,
-                report,
-                (expected, &mut *progress),
-            )?;
-            sig_bytes = 0;
+        if !batch.is_empty() {
+            let rx = (&mut *r, &mut copier, &mut installer);
+            run_batch(store, rx, w, batch, report, (expected, &mut *progress))?;
         }
-    }
-    if !batch.is_empty() {
-        let rx = (r, &mut copier);
-        run_batch(store, &staging, rx, w, batch, report, (expected, progress))?;
-    }
+        installer.finish()?;
+        Ok(())
+    })?;
     report.phases.fetch = t.elapsed();
     let times = staging.commit()?;
     report.phases.finish = times.finish;
@@ -653,12 +654,15 @@ impl Write for HashWriter<'_> {
     }
 }
 
-fn run_batch(
+fn run_batch<'m>(
     store: &GenStore,
-    staging: &Staging<'_>,
-    (r, copier): (&mut FrameReader<Conn>, &mut PrefixCopier),
+    (r, copier, installer): (
+        &mut FrameReader<Conn>,
+        &mut PrefixCopier,
+        &mut Installer<'_, 'm>,
+    ),
     w: &mut FrameWriter<Conn>,
-    batch: Vec<Pending<'_>>,
+    batch: Vec<Pending<'m>>,
     report: &mut RoundReport,
     (expected, progress): (u64, Progress<'_>),
 ) -> Result<(), TransferError> {
@@ -667,7 +671,8 @@ fn run_batch(
     w.flush()?;
     for (i, p) in batch.into_iter().enumerate() {
         let path = p.entry.path.clone();
-        if let Err(e) = receive_file(store, staging, (r, &mut *copier), i as u32, p) {
+        let helpers = (&mut *r, &mut *copier, &mut *installer);
+        if let Err(e) = receive_file(store, helpers, i as u32, p) {
             // A full disk: the partial data cannot become a basis worth its space, and keeping
             // it would make the next round fail too. Free it; the old generation is untouched.
             if is_storage_full(&e) {
@@ -779,12 +784,15 @@ impl Read for DataReader<'_> {
     }
 }
 
-fn receive_file(
+fn receive_file<'m>(
     store: &GenStore,
-    staging: &Staging<'_>,
-    (r, copier): (&mut FrameReader<Conn>, &mut PrefixCopier),
+    (r, copier, installer): (
+        &mut FrameReader<Conn>,
+        &mut PrefixCopier,
+        &mut Installer<'_, 'm>,
+    ),
     index: u32,
-    p: Pending<'_>,
+    p: Pending<'m>,
 ) -> Result<(), TransferError> {
     let path = &p.entry.path;
     // Whatever the server answers, the helper must be done with this partial file first.
@@ -951,7 +959,7 @@ fn receive_file(
             "content does not match the manifest's hash".into(),
         ));
     }
-    staging.install(p.entry, &file, &partial)?;
+    installer.install(p.entry, file, partial)?;
     Ok(())
 }
 
