@@ -485,8 +485,11 @@ fn stage_and_commit(
     let by_hash = old.files_by_hash();
     let mut fetch = Vec::new();
     let mut expected = 0u64;
+    // New, base and old manifests are all sorted by path: merge joins instead of look-ups.
+    let (mut base_c, mut old_c) = (staging.base().cursor(), old.cursor());
     for e in &new.entries {
-        if matches!(e.kind, EntryKind::Dir) || staging.in_place(e) {
+        // In place already (Staging::in_place, by cursor).
+        if matches!(e.kind, EntryKind::Dir) || base_c.get(&e.path) == Some(e) {
             continue;
         }
         match &e.kind {
@@ -495,7 +498,7 @@ fn stage_and_commit(
             EntryKind::File { size, hash } => {
                 let od = old_dir.as_ref();
                 // A source removed since the check is fetched instead.
-                if let (Some(o), Some(od)) = (old.get(&e.path), od) {
+                if let (Some(o), Some(od)) = (old_c.get(&e.path), od) {
                     if o == e && staging.link_from(e, &od.join(&e.path))? {
                         report.files_linked += 1;
                         continue;

@@ -262,6 +262,15 @@ impl Manifest {
             .and_then(|i| self.entries.get(i))
     }
 
+    /// A cursor that looks up paths asked for in ascending order in one pass over the entries
+    /// (see [`Cursor`]).
+    pub fn cursor(&self) -> Cursor<'_> {
+        Cursor {
+            entries: &self.entries,
+            next: 0,
+        }
+    }
+
     /// Files by content hash, the first path for each hash (for renames and copies).
     pub fn files_by_hash(&self) -> HashMap<[u8; 32], &Entry> {
         let mut m = HashMap::new();
@@ -384,6 +393,33 @@ fn hash_meta(h: &mut blake3::Hasher, m: &Meta) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn cursor_finds_ascending_paths_and_never_a_wrong_entry() {
+        let e = |p: &str| Entry {
+            path: p.into(),
+            kind: EntryKind::Dir,
+            meta: Meta::default(),
+        };
+        let m = Manifest {
+            root: Meta::default(),
+            entries: ["a", "a/b", "a/c", "b", "c/d"].into_iter().map(e).collect(),
+        };
+        let mut c = m.cursor();
+        assert_eq!(c.get("a").map(|x| x.path.as_str()), Some("a"));
+        assert_eq!(c.get("a/bb"), None);
+        assert_eq!(c.get("a/c").map(|x| x.path.as_str()), Some("a/c"));
+        // Out of order: reported absent (the binary search would find it).
+        assert_eq!(c.get("a/b"), None);
+        assert!(m.get("a/b").is_some());
+        assert_eq!(c.get("c/d").map(|x| x.path.as_str()), Some("c/d"));
+        assert_eq!(c.get("d"), None);
+        // Every look-up agrees with get() when asked in order.
+        let mut c = m.cursor();
+        for p in ["", "a", "a/", "a/b", "a/c", "b", "bb", "c/d", "z"] {
+            assert_eq!(c.get(p), m.get(p), "{p}");
+        }
+    }
+
     fn file(p: &str, c: u8) -> Entry {
         Entry {
             path: p.into(),
@@ -469,5 +505,28 @@ mod tests {
             ..Default::default()
         };
         assert!(old.apply_delta(bad).is_err());
+    }
+}
+
+/// Looks up paths in a manifest when they are asked for in ascending order, as when walking
+/// another manifest's entries: a merge join, one or two comparisons a look-up instead of a
+/// binary search (about fourteen comparisons of long common prefixes among 10,000 entries).
+/// A path asked for out of order is reported absent, never matched to another entry.
+#[derive(Clone, Debug)]
+pub struct Cursor<'a> {
+    entries: &'a [Entry],
+    next: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// The entry at `path`, if any.
+    pub fn get(&mut self, path: &str) -> Option<&'a Entry> {
+        while let Some(e) = self.entries.get(self.next) {
+            if e.path.as_bytes() >= path.as_bytes() {
+                break;
+            }
+            self.next += 1;
+        }
+        self.entries.get(self.next).filter(|e| e.path == path)
     }
 }

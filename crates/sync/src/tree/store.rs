@@ -972,6 +972,8 @@ impl Staging<'_> {
         // Entries leave by a rename into the trash (a directory with all it holds at once);
         // their space is freed after the switch, off the critical path.
         let mut gone_dirs: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        // Both lists are sorted by path: one pass over each (merge joins).
+        let mut new_c = self.manifest.cursor();
         for b in &self.base.entries {
             let inside_gone = b
                 .path
@@ -980,7 +982,7 @@ impl Staging<'_> {
             if inside_gone {
                 continue;
             }
-            let keep = match (self.manifest.get(&b.path), &b.kind) {
+            let keep = match (new_c.get(&b.path), &b.kind) {
                 (Some(n), EntryKind::Dir) => matches!(n.kind, EntryKind::Dir),
                 (Some(n), _) => n == b,
                 (None, _) => false,
@@ -997,10 +999,10 @@ impl Staging<'_> {
             self.store.trash(&self.path_of(&b.path))?;
             removed += 1;
         }
+        let mut base_c = self.base.cursor();
         for e in &self.manifest.entries {
             if matches!(e.kind, EntryKind::Dir)
-                && !self
-                    .base
+                && !base_c
                     .get(&e.path)
                     .is_some_and(|b| matches!(b.kind, EntryKind::Dir))
             {
