@@ -346,9 +346,59 @@ fn reused_generation_takes_every_change_and_leaves_the_current_one_alone() {
         );
         snapshot(s, &prev.1);
     }
-    // Every round from the third on reuses the generation two rounds old.
-    assert_eq!(reused, steps.len() - 1);
+    // Every round reuses a tree: the second one the mirror of the first generation (built in
+    // the background after the first commit), the others the generation two rounds old.
+    assert_eq!(reused, steps.len());
     chmod(&s.join("ro"), 0o755);
+    lb.server.stop();
+}
+
+/// After the first full pull there is no earlier generation to reuse: a mirror of hard links
+/// is built in the background, and the next round stages into it (audited: what was changed
+/// through its paths leaves it) instead of linking every file again.
+#[test]
+fn first_round_after_a_full_pull_stages_into_the_mirror() {
+    let lb = Loopback::new(false, build_source);
+    let r1 = lb.pull().unwrap();
+    lb.store.wait_background();
+    let id = r1.generation.unwrap();
+    let mirror = lb
+        .dst
+        .path()
+        .join(".gens")
+        .join(format!(".mirror-{}", id.to_hex()));
+    assert!(mirror.is_dir(), "no mirror after the first pull");
+    // Tampered with: a stray file, and one entry replaced by other content.
+    fs::write(mirror.join("stray.txt"), b"not in any manifest").unwrap();
+    fs::remove_file(mirror.join("etc/users/100.conf")).unwrap();
+    fs::write(mirror.join("etc/users/100.conf"), b"forged").unwrap();
+
+    write(lb.src.path(), "etc/pbx.conf", b"[general]\nport=5071\n");
+    let r2 = lb.pull().unwrap();
+    assert!(r2.changed, "{r2}");
+    assert!(r2.files_kept > 0, "nothing kept in place: {r2}");
+    assert!(!mirror.exists(), "the mirror was not used");
+    assert_replica(&lb);
+    assert!(!current(lb.dst.path()).join("stray.txt").exists());
+    // The first generation is untouched (its files are the mirror's inodes).
+    let first = lb.store.gen_dir(&id);
+    assert_eq!(
+        fs::read(first.join("etc/pbx.conf")).unwrap(),
+        b"[general]\nport=5060\n"
+    );
+    // Two generations now: the next rounds reuse the older one, and no mirror is made.
+    lb.store.wait_background();
+    let mirrors = fs::read_dir(lb.dst.path().join(".gens"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".mirror-")
+        })
+        .count();
+    assert_eq!(mirrors, 0);
     lb.server.stop();
 }
 

@@ -465,11 +465,16 @@ fn stage_and_commit(
         Some(h) if claimed => store.check_generation(&h),
         _ => false,
     };
+    // Else the mirror of the current generation built after the last commit, when there was
+    // no earlier generation (crate::tree::store, GenStore::take_mirror); else from scratch.
     let staging = match store.spare(have.as_ref(), &gen) {
         Some((spare, spare_m)) => {
             store.stage_reusing(gen, new.clone(), spare, spare_m, current_intact)?
         }
-        None => store.stage(gen, new.clone())?,
+        None => match have.as_ref().and_then(|h| store.take_mirror(h)) {
+            Some(mirror) => store.stage_from_mirror(gen, new.clone(), mirror, old.clone())?,
+            None => store.stage(gen, new.clone())?,
+        },
     };
     let (kept, _removed) = staging.prepare()?;
     report.files_kept = kept;

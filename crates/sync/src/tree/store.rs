@@ -7,6 +7,8 @@
 //! ROOT/.gens/<gen-id>/...               one complete tree per generation (64 hex digits)
 //! ROOT/.gens/<gen-id>.manifest          its manifest (serde + bincode, see crate::codec)
 //! ROOT/.gens/.staging-<gen-id>/         the generation being built (discarded on startup)
+//! ROOT/.gens/.mirror-<gen-id>/          hard links of the current generation, built in the
+//!                                       background when no earlier generation can be reused
 //! ROOT/.partial/<hash of path>          data of files being received, kept across rounds
 //! ROOT/.trash/                          entries waiting to be freed by a background thread
 //! ROOT/.lock                            flock(2): one puller per store
@@ -104,6 +106,7 @@ pub const CURRENT: &str = "current";
 /// Directory holding files being received.
 pub const PARTIAL_DIR: &str = ".partial";
 const STAGING_PREFIX: &str = ".staging-";
+const MIRROR_PREFIX: &str = ".mirror-";
 const CURRENT_TMP: &str = ".current.tmp";
 const LOCK: &str = ".lock";
 /// Directory of entries waiting to be freed by the collector thread.
@@ -111,12 +114,13 @@ const TRASH_DIR: &str = ".trash";
 
 impl Drop for GenStore {
     fn drop(&mut self) {
-        let slot = self
-            .collector
-            .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(h) = slot.take() {
-            let _ = h.join();
+        for slot in [&mut self.collector, &mut self.mirror] {
+            let slot = slot
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(h) = slot.take() {
+                let _ = h.join();
+            }
         }
         let watch = self
             .watch
@@ -138,6 +142,32 @@ struct WatchSlot {
     previous: Option<GenWatch>,
     /// A watch being armed in the background after a commit.
     arming: Option<std::thread::JoinHandle<Result<Option<GenWatch>, WatchError>>>,
+}
+
+/// The mirror's work (see [`GenStore::mirror_in_background`]): directories and symlinks made
+/// anew, every file a hard link to `src`'s, then renamed from `tmp` to `dst`.
+fn build_mirror(src: &Path, tmp: &Path, dst: &Path, m: &Manifest) -> Result<(), TreeError> {
+    if tmp.exists() {
+        remove_tree(tmp)?;
+    }
+    fs::create_dir(tmp).map_err(|e| TreeError::io("create directory", tmp, e))?;
+    // Sorted by path: a directory comes before everything inside it.
+    for e in &m.entries {
+        let to = tmp.join(&e.path);
+        match &e.kind {
+            EntryKind::Dir => {
+                fs::create_dir(&to).map_err(|err| TreeError::io("create directory", &to, err))?
+            }
+            EntryKind::File { .. } => fs::hard_link(src.join(&e.path), &to)
+                .map_err(|err| TreeError::io("hard link", &to, err))?,
+            EntryKind::Symlink { target } => {
+                std::os::unix::fs::symlink(target, &to)
+                    .map_err(|err| TreeError::io("create symlink", &to, err))?;
+                apply_symlink_meta(&to, &e.meta)?;
+            }
+        }
+    }
+    fs::rename(tmp, dst).map_err(|e| TreeError::io("rename", dst, e))
 }
 
 /// Closes a generation watch on a thread of its own: closing an inotify descriptor that holds a
@@ -174,6 +204,8 @@ pub struct GenStore {
     options: StoreOptions,
     /// The thread emptying `.trash` (see [`GenStore::collect`]).
     collector: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The thread building a mirror of the current generation ([`GenStore::take_mirror`]).
+    mirror: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     trash_seq: std::sync::atomic::AtomicU64,
     /// What makes [`GenStore::check_generation`] cheap.
     watch: std::sync::Mutex<WatchSlot>,
@@ -247,6 +279,7 @@ impl GenStore {
             _lock: lock,
             options: StoreOptions::default(),
             collector: std::sync::Mutex::new(None),
+            mirror: std::sync::Mutex::new(None),
             trash_seq: std::sync::atomic::AtomicU64::new(0),
             watch: std::sync::Mutex::new(WatchSlot::default()),
             full_checks: std::sync::atomic::AtomicU64::new(0),
@@ -329,17 +362,18 @@ impl GenStore {
         }
     }
 
-    /// Waits for the store's background work to end: the trash collection and the arming of
-    /// the current generation's watch (both started by a commit). A puller never needs this;
+    /// Waits for the store's background work to end: the trash collection, a mirror being
+    /// built and the arming of the current generation's watch (all started by a commit). A puller never needs this;
     /// benchmarks call it so that no tool's timed round shares the machine with it.
     pub fn wait_background(&self) {
-        if let Some(h) = self
-            .collector
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
-        {
-            let _ = h.join();
+        for slot in [&self.collector, &self.mirror] {
+            let h = slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            if let Some(h) = h {
+                let _ = h.join();
+            }
         }
         let mut slot = self
             .watch
@@ -682,6 +716,15 @@ impl GenStore {
         for item in rd.flatten() {
             let name = item.file_name();
             let name = name.to_string_lossy();
+            if name.starts_with(MIRROR_PREFIX) && !name.ends_with(".tmp") {
+                let ours = keep
+                    .first()
+                    .is_some_and(|k| name == format!("{MIRROR_PREFIX}{}", k.to_hex()));
+                if !ours {
+                    self.trash(&item.path())?;
+                }
+                continue;
+            }
             let stem = name.strip_suffix(".manifest").unwrap_or(&name);
             let Some(id) = GenId::from_hex(stem) else {
                 continue;
@@ -710,6 +753,80 @@ impl GenStore {
             dir,
             committed: false,
         })
+    }
+
+    fn mirror_dir(&self, id: &GenId) -> PathBuf {
+        self.root
+            .join(GENS_DIR)
+            .join(format!("{MIRROR_PREFIX}{}", id.to_hex()))
+    }
+
+    /// Builds, on a background thread, a tree of hard links to every file of the complete
+    /// generation `id` (directories and symlinks made anew) as `.gens/.mirror-<id>`: what the
+    /// next round stages into when there is no earlier generation to reuse (after the first
+    /// full pull, or after a crash), instead of linking ten thousand files while the caller
+    /// waits. Built under a `.tmp` name and renamed when complete, so a crash never leaves a
+    /// partial mirror that looks whole ([`GenStore::open`] removes `.tmp` leftovers).
+    fn mirror_in_background(&self, id: GenId, manifest: std::sync::Arc<Manifest>) {
+        let mut slot = self
+            .mirror
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(h) = slot.take() {
+            let _ = h.join();
+        }
+        let src = self.gen_dir(&id);
+        let dst = self.mirror_dir(&id);
+        let spawned = std::thread::Builder::new()
+            .name("gen-mirror".into())
+            .spawn(move || {
+                let tmp = dst.with_file_name(format!("{MIRROR_PREFIX}{}.tmp", id.to_hex()));
+                if let Err(e) = build_mirror(&src, &tmp, &dst, &manifest) {
+                    log::debug!("no mirror of generation {id}: {e}");
+                    let _ = remove_tree(&tmp);
+                }
+            });
+        match spawned {
+            Ok(h) => *slot = Some(h),
+            Err(e) => log::debug!("no thread to build a mirror ({e})"),
+        }
+    }
+
+    /// The complete mirror of generation `current`, if one was built (waiting for a build
+    /// under way). The caller renames it into staging ([`GenStore::stage_from_mirror`]).
+    pub fn take_mirror(&self, current: &GenId) -> Option<PathBuf> {
+        let h = self
+            .mirror
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(h) = h {
+            let _ = h.join();
+        }
+        let d = self.mirror_dir(current);
+        d.is_dir().then_some(d)
+    }
+
+    /// Starts staging generation `id` in the mirror `mirror` of the current generation, whose
+    /// manifest is `current_manifest` (see [`GenStore::take_mirror`]): renamed to the staging
+    /// name and audited entry by entry like a reused generation ([`GenStore::stage_reusing`]),
+    /// since its files are the current generation's inodes and may have been changed through
+    /// its paths. The audit is one `lstat` per entry; linking every file anew would be a
+    /// `link` per entry, several times dearer.
+    pub fn stage_from_mirror(
+        &self,
+        id: GenId,
+        manifest: Manifest,
+        mirror: PathBuf,
+        current_manifest: Manifest,
+    ) -> Result<Staging<'_>, TreeError> {
+        let dir = self.staging_dir(&id);
+        if dir.exists() {
+            self.trash(&dir)?;
+        }
+        fs::rename(&mirror, &dir).map_err(|e| TreeError::io("rename for staging", &mirror, e))?;
+        make_dir_writable(&dir)?;
+        self.audited_staging(id, manifest, dir, current_manifest)
     }
 
     fn staging_dir(&self, id: &GenId) -> PathBuf {
@@ -810,6 +927,18 @@ impl GenStore {
                 committed: false,
             });
         }
+        self.audited_staging(id, manifest, dir, spare_manifest)
+    }
+
+    /// Audits the tree at `dir` against `spare_manifest` ([`GenStore::audit_reused`]: what does
+    /// not match leaves the tree) and makes it the staging of `id` with what passed as its base.
+    fn audited_staging(
+        &self,
+        id: GenId,
+        manifest: Manifest,
+        dir: PathBuf,
+        spare_manifest: Manifest,
+    ) -> Result<Staging<'_>, TreeError> {
         let mut kept = std::collections::HashSet::new();
         self.audit_reused(&dir, "", &spare_manifest, &mut kept)?;
         let base = Manifest {
@@ -1119,10 +1248,15 @@ impl Staging<'_> {
         }
         let keep = self.store.switch_only(&self.id)?;
         times.switch = t.elapsed();
+        let mirror_of = std::sync::Arc::clone(&manifest);
         self.store.arm_in_background(self.id, manifest);
         let t = Instant::now();
         self.store.gc(&keep)?;
         times.gc = t.elapsed();
+        if keep.len() == 1 && self.store.options.reuse {
+            // No earlier generation for the next round to reuse: prepare one meanwhile.
+            self.store.mirror_in_background(self.id, mirror_of);
+        }
         Ok(times)
     }
 }
