@@ -384,10 +384,11 @@ fn round(
     }
     let empty = Manifest::default();
     let old_m = current.as_ref().map_or(&empty, |c| &c.1);
+    let mut in_new = new.cursor();
     report.entries_deleted = old_m
         .entries
         .iter()
-        .filter(|e| new.get(&e.path).is_none())
+        .filter(|e| in_new.get(&e.path).is_none())
         .count() as u64;
     if old.is_none() {
         report.entries_changed = new.delta_from(old_m).upserts.len() as u64;
