@@ -533,10 +533,9 @@ impl DataWriter<'_> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let bytes = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.w
-            .write(&Msg::Data { bytes })
-            .map_err(std::io::Error::other)
+        let sent = self.w.write_data(&self.buf);
+        self.buf.clear();
+        sent.map_err(std::io::Error::other)
     }
 }
 
@@ -554,6 +553,11 @@ impl Write for DataWriter<'_> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.send()
     }
+}
+
+/// A read buffer for `len` bytes: at most [`CHUNK`], at least one page (a file may have grown).
+fn chunk_for(len: u64) -> usize {
+    usize::try_from(len).map_or(CHUNK, |l| l.clamp(4096, CHUNK))
 }
 
 fn serve_file(
@@ -617,7 +621,8 @@ fn serve_file(
         index,
         encoding: Encoding::Literal { offset },
     })?;
-    let mut buf = vec![0u8; CHUNK];
+    // Sized to the file: a small file does not zero a whole chunk.
+    let mut buf = vec![0u8; chunk_for(size.saturating_sub(offset))];
     loop {
         let n = match file.read(&mut buf) {
             Ok(0) => break,
@@ -627,9 +632,7 @@ fn serve_file(
         };
         let chunk = buf.get(..n).unwrap_or_default();
         hasher.update(chunk);
-        w.write(&Msg::Data {
-            bytes: chunk.to_vec(),
-        })?;
+        w.write_data(chunk)?;
     }
     let hash = match known {
         // Still the scanned version after reading: the scan's hash covers what was sent. If it
@@ -643,7 +646,7 @@ fn serve_file(
 
 /// Feeds the first `len` bytes of `file` to `hasher`; returns how many there were.
 fn hash_prefix(file: &mut File, len: u64, hasher: &mut blake3::Hasher) -> std::io::Result<u64> {
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; chunk_for(len)];
     let mut done = 0u64;
     while done < len {
         let want = (len - done).min(CHUNK as u64) as usize;
