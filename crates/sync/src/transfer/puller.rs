@@ -743,7 +743,8 @@ impl DataReader<'_> {
         }
         match self.r.read()? {
             Msg::Data { bytes } => {
-                self.buf = bytes;
+                let used = std::mem::replace(&mut self.buf, bytes);
+                self.r.recycle(used);
                 self.pos = 0;
                 Ok(true)
             }
@@ -898,7 +899,9 @@ fn receive_file<'m>(
             };
             while data.next_frame()? {
                 let chunk = std::mem::take(&mut data.buf);
-                sink.write_all(&chunk).map_err(|e| {
+                let written = sink.write_all(&chunk);
+                data.r.recycle(chunk);
+                written.map_err(|e| {
                     if e.kind() == std::io::ErrorKind::InvalidData {
                         integrity(format!("more than the manifest's {size} bytes"))
                     } else {
