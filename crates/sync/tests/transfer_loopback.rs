@@ -402,6 +402,43 @@ fn first_round_after_a_full_pull_stages_into_the_mirror() {
     lb.server.stop();
 }
 
+/// A whole file is sent without hashing it again while it is still the version the server's
+/// scan hashed; one changed while being sent must not pass for that version: the round fails
+/// as a source change, the current generation stays, and the next round brings the new content.
+#[test]
+fn whole_file_changed_while_being_sent_is_refused_then_pulled() {
+    use std::os::unix::fs::FileExt;
+    let lb = Loopback::new(false, |s| write(s, "a.conf", b"a"));
+    let r1 = lb.pull().unwrap();
+    write(lb.src.path(), "b-small.conf", b"b");
+    // Large enough that the server is still reading it when the puller has the file before.
+    write(lb.src.path(), "c-big.wav", &noise(7, 64 << 20));
+    // Older than the racy window, so the scan caches its hash.
+    std::thread::sleep(sync::tree::scan::RACY_WINDOW * 3);
+    let big = lb.src.path().join("c-big.wav");
+    let mut changed = false;
+    let err = sync::transfer::puller::pull_once_with_progress(&lb.store, &lb.cfg, &mut |_, _| {
+        if !changed {
+            changed = true;
+            let f = fs::OpenOptions::new().write(true).open(&big).unwrap();
+            // Near the end: bytes the server has not read yet, so what it sends is changed.
+            f.write_all_at(b"changed in place", (64 << 20) - 100)
+                .unwrap();
+        }
+    })
+    .unwrap_err();
+    assert!(changed);
+    // Reported by the server (its hash cannot be the manifest's), not only caught by our own.
+    assert!(
+        matches!(err, sync::transfer::TransferError::SourceChanged(_)),
+        "{err}"
+    );
+    assert_eq!(lb.store.current_id().unwrap(), r1.generation);
+    lb.pull().unwrap();
+    assert_replica(&lb);
+    lb.server.stop();
+}
+
 #[test]
 fn watched_set_is_scanned_ahead_of_the_next_poll() {
     let lb = Loopback::new(true, build_source);

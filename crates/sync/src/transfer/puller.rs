@@ -469,12 +469,10 @@ fn stage_and_commit(
     // Else the mirror of the current generation built after the last commit, when there was
     // no earlier generation (crate::tree::store, GenStore::take_mirror); else from scratch.
     let staging = match store.spare(have.as_ref(), &gen) {
-        Some((spare, spare_m)) => {
-            store.stage_reusing(gen, new.clone(), spare, spare_m, current_intact)?
-        }
+        Some((spare, spare_m)) => store.stage_reusing(gen, new, spare, spare_m, current_intact)?,
         None => match have.as_ref().and_then(|h| store.take_mirror(h)) {
-            Some(mirror) => store.stage_from_mirror(gen, new.clone(), mirror, old.clone())?,
-            None => store.stage(gen, new.clone())?,
+            Some(mirror) => store.stage_from_mirror(gen, new, mirror, old.clone())?,
+            None => store.stage(gen, new)?,
         },
     };
     let (kept, _removed) = staging.prepare()?;
@@ -483,16 +481,18 @@ fn stage_and_commit(
     // prefix (see the Pull above); other old files may still serve as a delta basis.
     let stored_old = old;
     let verified_old = match old_dir.as_ref() {
-        Some(_) if current_intact => old.clone(),
-        Some(d) => verified(d, old),
-        None => Manifest::default(),
+        Some(_) if current_intact => std::borrow::Cow::Borrowed(old),
+        Some(d) => std::borrow::Cow::Owned(verified(d, old)),
+        None => std::borrow::Cow::Owned(Manifest::default()),
     };
-    let old = &verified_old;
+    let old: &Manifest = &verified_old;
     let by_hash = old.files_by_hash();
     let mut fetch = Vec::new();
     let mut expected = 0u64;
     // New, base and old manifests are all sorted by path: merge joins instead of look-ups.
     let (mut base_c, mut old_c) = (staging.base().cursor(), old.cursor());
+    // The new manifest now lives in the staging (moved, not copied).
+    let new = staging.manifest();
     for e in &new.entries {
         // In place already (Staging::in_place, by cursor).
         if matches!(e.kind, EntryKind::Dir) || base_c.get(&e.path) == Some(e) {

@@ -351,6 +351,7 @@ fn handle(shared: &Shared, stream: TcpStream) -> Result<(), TransferError> {
     let mut served: Option<(PathBuf, Arc<Manifest>)> = None;
     // Files of the served manifest that grew, with their old version's hash (see serve_file).
     let mut grown: Arc<HashMap<String, GrownFile>> = Arc::default();
+    let mut hashes: Arc<HashMap<String, (FileKey, [u8; 32])>> = Arc::default();
     let record = |set: &str, have: Option<GenId>, ours: Option<GenId>| {
         let mut peers = lock(&shared.peers);
         peers.insert(
@@ -400,6 +401,7 @@ fn handle(shared: &Shared, stream: TcpStream) -> Result<(), TransferError> {
                             .map(|(_, m)| Arc::clone(m))
                     });
                     grown = st.scanner.grown();
+                    hashes = st.scanner.hashes();
                     (m, gen, base)
                 };
                 record(&set, have, Some(gen));
@@ -421,7 +423,7 @@ fn handle(shared: &Shared, stream: TcpStream) -> Result<(), TransferError> {
                     return refuse(&mut w, format!("fetch of {} items", items.len()));
                 }
                 for (i, item) in items.iter().enumerate() {
-                    serve_file(&mut w, root, (manifest, &grown), i as u32, item)?;
+                    serve_file(&mut w, root, (manifest, &grown, &hashes), i as u32, item)?;
                     // Each file goes out when it is complete, so the puller writes and
                     // verifies it while we prepare the next (a batch of small deltas would
                     // otherwise sit in the write buffer until it fills: no overlap at all).
@@ -563,13 +565,17 @@ fn chunk_for(len: u64) -> usize {
 fn serve_file(
     w: &mut FrameWriter<Conn>,
     root: &std::path::Path,
-    (manifest, grown): (&Manifest, &HashMap<String, GrownFile>),
+    (manifest, grown, hashes): (
+        &Manifest,
+        &HashMap<String, GrownFile>,
+        &HashMap<String, (FileKey, [u8; 32])>,
+    ),
     index: u32,
     item: &FetchItem,
 ) -> Result<(), TransferError> {
     let gone =
         |w: &mut FrameWriter<Conn>, reason: String| w.write(&Msg::FileGone { index, reason });
-    let Some((size, _)) = manifest.get(&item.path).and_then(|e| e.file()) else {
+    let Some((size, want)) = manifest.get(&item.path).and_then(|e| e.file()) else {
         return gone(w, "not a file of the announced generation".into());
     };
     let path = root.join(&item.path);
@@ -617,6 +623,17 @@ fn serve_file(
             Err(e) => log::warn!("bad signature for {}: {e}; sending it whole", item.path),
         }
     }
+    // A whole file that is still the version the scan hashed (its key now, and again after the
+    // read, is the one the hash was cached under; see Scanner::hashes) is not hashed a second
+    // time: the scan's hash, the manifest's, covers what is sent, as for a grown file above.
+    let scanned = match (offset, hashes.get(&item.path)) {
+        (0, Some(&(key, hash)))
+            if hash == want && file.metadata().is_ok_and(|md| FileKey::of(&md) == key) =>
+        {
+            Some(key)
+        }
+        _ => None,
+    };
     w.write(&Msg::FileBegin {
         index,
         encoding: Encoding::Literal { offset },
@@ -631,14 +648,22 @@ fn serve_file(
             Err(e) => return Err(io(e)),
         };
         let chunk = buf.get(..n).unwrap_or_default();
-        hasher.update(chunk);
+        if scanned.is_none() {
+            hasher.update(chunk);
+        }
         w.write_data(chunk)?;
     }
-    let hash = match known {
+    let still = |key: FileKey| file.metadata().is_ok_and(|md| FileKey::of(&md) == key);
+    let hash = match (known, scanned) {
         // Still the scanned version after reading: the scan's hash covers what was sent. If it
         // changed meanwhile, the hash of the tail alone cannot match the manifest's, and the
         // puller keeps its generation and tries again next round.
-        Some(g) if file.metadata().is_ok_and(|md| FileKey::of(&md) == g.key) => g.hash,
+        (Some(g), _) if still(g.key) => g.hash,
+        (None, Some(key)) if still(key) => want,
+        // Changed while being sent, and not hashed: the hash of nothing, which no non-empty
+        // manifest entry has (the puller refuses the file and tries again next round; for an
+        // empty entry, any byte sent is already more than its size).
+        (None, Some(_)) => *blake3::Hasher::new().finalize().as_bytes(),
         _ => *hasher.finalize().as_bytes(),
     };
     w.write(&Msg::FileEnd { hash })

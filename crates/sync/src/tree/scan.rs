@@ -78,7 +78,8 @@ pub struct GrownFile {
 pub struct Scanner {
     root: PathBuf,
     excludes: Excludes,
-    cache: HashMap<String, (CacheKey, [u8; 32])>,
+    /// Shared with connections ([`Scanner::hashes`]); copied on write only while one holds it.
+    cache: Arc<HashMap<String, (CacheKey, [u8; 32])>>,
     last: Option<(Arc<Manifest>, GenId)>,
     dirty: Arc<AtomicBool>,
     /// When the watch last reported a relevant event (milliseconds since the Unix epoch).
@@ -98,7 +99,7 @@ impl Scanner {
         Scanner {
             root: root.into(),
             excludes,
-            cache: HashMap::new(),
+            cache: Arc::default(),
             last: None,
             dirty: Arc::new(AtomicBool::new(true)),
             last_event_ms: Arc::new(std::sync::atomic::AtomicU64::new(0)),
@@ -165,6 +166,14 @@ impl Scanner {
         Arc::clone(&self.grown_snapshot)
     }
 
+    /// The content hashes the scans cached, by path, each with the key of the version hashed
+    /// ([`FileKey`]; only versions older than the racy window are cached): while a file still
+    /// has that key, its content is the one hashed. The server sends a whole file without
+    /// hashing it again when the file has the key before and after the read.
+    pub fn hashes(&self) -> Arc<HashMap<String, (FileKey, [u8; 32])>> {
+        Arc::clone(&self.cache)
+    }
+
     /// (full scans done, files hashed) since creation.
     pub fn stats(&self) -> (u64, u64) {
         self.stats
@@ -215,7 +224,7 @@ impl Scanner {
         let root = self.root.clone();
         self.walk(&root, "", &mut entries, &mut seen, racy_after)?;
         // Drop cache entries of vanished files so the cache cannot grow without bound.
-        self.cache.retain(|k, _| seen.contains_key(k));
+        Arc::make_mut(&mut self.cache).retain(|k, _| seen.contains_key(k));
         let cache = &self.cache;
         self.grown
             .retain(|k, g| cache.get(k).is_some_and(|(key, _)| *key == g.key));
@@ -287,7 +296,7 @@ impl Scanner {
                             ))
                             .unwrap_or(SystemTime::UNIX_EPOCH);
                         if ctime < racy_after {
-                            self.cache.insert(rel_path.clone(), (key, h));
+                            Arc::make_mut(&mut self.cache).insert(rel_path.clone(), (key, h));
                             if let (Some((prefix_len, prefix_hash)), Some(p)) = (before, prefix) {
                                 if p == prefix_hash {
                                     self.grown.insert(
@@ -302,7 +311,7 @@ impl Scanner {
                                 }
                             }
                         } else {
-                            self.cache.remove(&rel_path);
+                            Arc::make_mut(&mut self.cache).remove(&rel_path);
                         }
                         h
                     }
