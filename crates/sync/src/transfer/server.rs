@@ -30,7 +30,7 @@ use super::{ServerTransport, TransferError};
 use crate::delta::{diff, Signature};
 use crate::tree::exclude::Excludes;
 use crate::tree::manifest::{GenId, Manifest, ManifestDelta};
-use crate::tree::scan::{FileKey, GrownFile, Scanner};
+use crate::tree::scan::{FileKey, GrownFile, ScanHashes, Scanner};
 
 /// Most items a puller may ask for in one fetch.
 pub const MAX_FETCH_ITEMS: usize = 4096;
@@ -351,7 +351,7 @@ fn handle(shared: &Shared, stream: TcpStream) -> Result<(), TransferError> {
     let mut served: Option<(PathBuf, Arc<Manifest>)> = None;
     // Files of the served manifest that grew, with their old version's hash (see serve_file).
     let mut grown: Arc<HashMap<String, GrownFile>> = Arc::default();
-    let mut hashes: Arc<HashMap<String, (FileKey, [u8; 32])>> = Arc::default();
+    let mut hashes: Arc<ScanHashes> = Arc::default();
     let record = |set: &str, have: Option<GenId>, ours: Option<GenId>| {
         let mut peers = lock(&shared.peers);
         peers.insert(
@@ -565,11 +565,7 @@ fn chunk_for(len: u64) -> usize {
 fn serve_file(
     w: &mut FrameWriter<Conn>,
     root: &std::path::Path,
-    (manifest, grown, hashes): (
-        &Manifest,
-        &HashMap<String, GrownFile>,
-        &HashMap<String, (FileKey, [u8; 32])>,
-    ),
+    (manifest, grown, hashes): (&Manifest, &HashMap<String, GrownFile>, &ScanHashes),
     index: u32,
     item: &FetchItem,
 ) -> Result<(), TransferError> {

@@ -59,6 +59,10 @@ impl FileKey {
 
 type CacheKey = FileKey;
 
+/// Content hashes cached by a scan, by path, each with the key of the version hashed
+/// ([`Scanner::hashes`]).
+pub type ScanHashes = HashMap<String, (FileKey, [u8; 32])>;
+
 /// A file that grew since the scan before, with its old content still its first bytes: found
 /// while hashing it anyway, so that serving "the old version plus what was appended" needs no
 /// second read of the old part ([`Scanner::grown`]).
@@ -79,7 +83,7 @@ pub struct Scanner {
     root: PathBuf,
     excludes: Excludes,
     /// Shared with connections ([`Scanner::hashes`]); copied on write only while one holds it.
-    cache: Arc<HashMap<String, (CacheKey, [u8; 32])>>,
+    cache: Arc<ScanHashes>,
     last: Option<(Arc<Manifest>, GenId)>,
     dirty: Arc<AtomicBool>,
     /// When the watch last reported a relevant event (milliseconds since the Unix epoch).
@@ -170,7 +174,7 @@ impl Scanner {
     /// ([`FileKey`]; only versions older than the racy window are cached): while a file still
     /// has that key, its content is the one hashed. The server sends a whole file without
     /// hashing it again when the file has the key before and after the read.
-    pub fn hashes(&self) -> Arc<HashMap<String, (FileKey, [u8; 32])>> {
+    pub fn hashes(&self) -> Arc<ScanHashes> {
         Arc::clone(&self.cache)
     }
 
