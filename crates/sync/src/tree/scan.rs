@@ -57,8 +57,6 @@ impl FileKey {
     }
 }
 
-type CacheKey = FileKey;
-
 /// Content hashes cached by a scan, by path, each with the key of the version hashed
 /// ([`Scanner::hashes`]).
 pub type ScanHashes = HashMap<String, (FileKey, [u8; 32])>;
