@@ -471,7 +471,10 @@ fn stage_and_commit(
     let staging = match store.spare(have.as_ref(), &gen) {
         Some((spare, spare_m)) => store.stage_reusing(gen, new, spare, spare_m, current_intact)?,
         None => match have.as_ref().and_then(|h| store.take_mirror(h)) {
-            Some(mirror) => store.stage_from_mirror(gen, new, mirror, old.clone())?,
+            Some((mirror, clean)) => {
+                let unchanged = clean && current_intact;
+                store.stage_from_mirror(gen, new, mirror, old.clone(), unchanged)?
+            }
             None => store.stage(gen, new)?,
         },
     };

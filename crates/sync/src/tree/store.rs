@@ -114,13 +114,19 @@ const TRASH_DIR: &str = ".trash";
 
 impl Drop for GenStore {
     fn drop(&mut self) {
-        for slot in [&mut self.collector, &mut self.mirror] {
-            let slot = slot
-                .get_mut()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(h) = slot.take() {
-                let _ = h.join();
-            }
+        let slot = self
+            .collector
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(h) = slot.take() {
+            let _ = h.join();
+        }
+        let mirror = self
+            .mirror
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(h) = mirror.building.take() {
+            let _ = h.join();
         }
         let watch = self
             .watch
@@ -183,6 +189,30 @@ fn drop_in_background(w: GenWatch) {
     }
 }
 
+/// A mirror being built ([`GenStore::mirror_in_background`]), then the inotify watch armed on
+/// it once built and found intact.
+#[derive(Debug, Default)]
+struct MirrorSlot {
+    building: Option<std::thread::JoinHandle<Option<GenWatch>>>,
+    watch: Option<GenWatch>,
+}
+
+impl MirrorSlot {
+    /// Waits for a build under way and keeps its watch.
+    fn join(&mut self) {
+        if let Some(h) = self.building.take() {
+            match h.join() {
+                Ok(w) => {
+                    if let Some(old) = std::mem::replace(&mut self.watch, w) {
+                        drop_in_background(old);
+                    }
+                }
+                Err(_) => log::warn!("the thread building a mirror panicked"),
+            }
+        }
+    }
+}
+
 /// Removes everything inside `dir` (the collector's work; errors are logged, the next
 /// collection tries again).
 fn empty_dir(dir: &Path) {
@@ -204,8 +234,8 @@ pub struct GenStore {
     options: StoreOptions,
     /// The thread emptying `.trash` (see [`GenStore::collect`]).
     collector: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// The thread building a mirror of the current generation ([`GenStore::take_mirror`]).
-    mirror: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The mirror of the current generation being built, or its watch ([`GenStore::take_mirror`]).
+    mirror: std::sync::Mutex<MirrorSlot>,
     trash_seq: std::sync::atomic::AtomicU64,
     /// What makes [`GenStore::check_generation`] cheap.
     watch: std::sync::Mutex<WatchSlot>,
@@ -279,7 +309,7 @@ impl GenStore {
             _lock: lock,
             options: StoreOptions::default(),
             collector: std::sync::Mutex::new(None),
-            mirror: std::sync::Mutex::new(None),
+            mirror: std::sync::Mutex::new(MirrorSlot::default()),
             trash_seq: std::sync::atomic::AtomicU64::new(0),
             watch: std::sync::Mutex::new(WatchSlot::default()),
             full_checks: std::sync::atomic::AtomicU64::new(0),
@@ -381,15 +411,18 @@ impl GenStore {
     /// built and the arming of the current generation's watch (all started by a commit). A puller never needs this;
     /// benchmarks call it so that no tool's timed round shares the machine with it.
     pub fn wait_background(&self) {
-        for slot in [&self.collector, &self.mirror] {
-            let h = slot
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .take();
-            if let Some(h) = h {
-                let _ = h.join();
-            }
+        let h = self
+            .collector
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(h) = h {
+            let _ = h.join();
         }
+        self.mirror
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .join();
         let mut slot = self
             .watch
             .lock()
@@ -787,8 +820,9 @@ impl GenStore {
             .mirror
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(h) = slot.take() {
-            let _ = h.join();
+        slot.join();
+        if let Some(old) = slot.watch.take() {
+            drop_in_background(old);
         }
         let src = self.gen_dir(&id);
         let dst = self.mirror_dir(&id);
@@ -799,41 +833,55 @@ impl GenStore {
                 if let Err(e) = build_mirror(&src, &tmp, &dst, &manifest) {
                     log::debug!("no mirror of generation {id}: {e}");
                     let _ = remove_tree(&tmp);
+                    return None;
                 }
+                // Armed on the finished mirror, and only if it is intact: from here on any
+                // change below it is an event, so the round using it can skip its audit.
+                GenWatch::arm(id, &dst, &manifest).ok().flatten()
             });
         match spawned {
-            Ok(h) => *slot = Some(h),
+            Ok(h) => slot.building = Some(h),
             Err(e) => log::debug!("no thread to build a mirror ({e})"),
         }
     }
 
     /// The complete mirror of generation `current`, if one was built (waiting for a build
-    /// under way). The caller renames it into staging ([`GenStore::stage_from_mirror`]).
-    pub fn take_mirror(&self, current: &GenId) -> Option<PathBuf> {
-        let h = self
+    /// under way), and whether its watch, armed when it was found intact after the build, has
+    /// seen nothing since. The caller renames it into staging ([`GenStore::stage_from_mirror`]).
+    pub fn take_mirror(&self, current: &GenId) -> Option<(PathBuf, bool)> {
+        let mut slot = self
             .mirror
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(h) = h {
-            let _ = h.join();
-        }
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.join();
+        // Asked before the caller's rename, which is itself an event of that watch.
+        let unchanged = match slot.watch.take() {
+            Some(mut w) => {
+                let clean = w.id() == *current && w.clean();
+                drop_in_background(w);
+                clean
+            }
+            None => false,
+        };
         let d = self.mirror_dir(current);
-        d.is_dir().then_some(d)
+        d.is_dir().then_some((d, unchanged))
     }
 
     /// Starts staging generation `id` in the mirror `mirror` of the current generation, whose
     /// manifest is `current_manifest` (see [`GenStore::take_mirror`]): renamed to the staging
     /// name and audited entry by entry like a reused generation ([`GenStore::stage_reusing`]),
     /// since its files are the current generation's inodes and may have been changed through
-    /// its paths. The audit is one `lstat` per entry; linking every file anew would be a
-    /// `link` per entry, several times dearer.
+    /// its paths. The audit (one `lstat` per entry, cheaper than linking every file anew) is
+    /// skipped when `unchanged`: the caller sets it when the mirror's watch saw nothing since
+    /// the mirror was found intact and [`GenStore::check_generation`] just confirmed the current
+    /// generation (whose inodes the mirror's files are), as for a reused generation.
     pub fn stage_from_mirror(
         &self,
         id: GenId,
         manifest: Manifest,
         mirror: PathBuf,
         current_manifest: Manifest,
+        unchanged: bool,
     ) -> Result<Staging<'_>, TreeError> {
         let dir = self.staging_dir(&id);
         if dir.exists() {
@@ -841,6 +889,16 @@ impl GenStore {
         }
         fs::rename(&mirror, &dir).map_err(|e| TreeError::io("rename for staging", &mirror, e))?;
         make_dir_writable(&dir)?;
+        if unchanged {
+            return Ok(Staging {
+                store: self,
+                id,
+                manifest,
+                base: current_manifest,
+                dir,
+                committed: false,
+            });
+        }
         self.audited_staging(id, manifest, dir, current_manifest)
     }
 
