@@ -454,9 +454,6 @@ fn stage_and_commit(
     progress: Progress<'_>,
 ) -> Result<(), TransferError> {
     let t = Instant::now();
-    // Free what earlier rounds moved to the trash now, in the background: the page cache it
-    // held is then reused by this round's writes (see crate::tree::store, step 7).
-    store.collect();
     let old_dir = have.map(|h| store.gen_dir(&h));
     // Reuse the generation before the current one when there is one: only what differs
     // between it and the new manifest is touched (see crate::tree::store, "Reusing").
