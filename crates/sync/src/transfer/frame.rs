@@ -308,34 +308,28 @@ impl<W: Write> FrameWriter<W> {
             });
         }
         let header = data_header(bytes.len())?;
-        let tag = self.mac.as_mut().map(|m| m.tag_parts(&[&header, bytes]));
-        let len = header.len() + bytes.len() + tag.map_or(0, |t| t.len());
-        let len32 = u32::try_from(len).map_err(|_| TransferError::FrameTooLarge {
-            len: len as u64,
-            max: MAX_FRAME,
-        })?;
-        let w = |r: std::io::Result<()>| r.map_err(|e| TransferError::io("writing frame", e));
-        w(self.inner.write_all(&len32.to_be_bytes()))?;
-        w(self.inner.write_all(&header))?;
-        w(self.inner.write_all(bytes))?;
-        if let Some(t) = tag {
-            w(self.inner.write_all(&t))?;
-        }
-        self.bytes += 4 + len as u64;
-        Ok(())
+        self.write_parts(&[&header, bytes])
     }
 
     /// Writes an already encoded payload (tests use this to send hostile frames).
     pub fn write_payload(&mut self, payload: &[u8]) -> Result<(), TransferError> {
-        let tag = self.mac.as_mut().map(|m| m.tag(payload));
-        let len = payload.len() + tag.map_or(0, |t| t.len());
+        self.write_parts(&[payload])
+    }
+
+    /// Writes one frame whose payload is `parts` one after the other: length, the parts, the
+    /// tag over all of them.
+    fn write_parts(&mut self, parts: &[&[u8]]) -> Result<(), TransferError> {
+        let tag = self.mac.as_mut().map(|m| m.tag_parts(parts));
+        let len = parts.iter().map(|p| p.len()).sum::<usize>() + tag.map_or(0, |t| t.len());
         let len32 = u32::try_from(len).map_err(|_| TransferError::FrameTooLarge {
             len: len as u64,
             max: MAX_FRAME,
         })?;
         let w = |r: std::io::Result<()>| r.map_err(|e| TransferError::io("writing frame", e));
         w(self.inner.write_all(&len32.to_be_bytes()))?;
-        w(self.inner.write_all(payload))?;
+        for p in parts {
+            w(self.inner.write_all(p))?;
+        }
         if let Some(t) = tag {
             w(self.inner.write_all(&t))?;
         }

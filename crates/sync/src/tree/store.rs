@@ -121,20 +121,14 @@ impl Drop for GenStore {
         if let Some(h) = slot.take() {
             let _ = h.join();
         }
-        let mirror = self
-            .mirror
+        self.mirror
             .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(h) = mirror.building.take() {
-            let _ = h.join();
-        }
-        let watch = self
-            .watch
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .join();
+        self.watch
             .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(h) = watch.arming.take() {
-            let _ = h.join();
-        }
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .join_arming();
     }
 }
 
@@ -208,6 +202,19 @@ impl MirrorSlot {
                     }
                 }
                 Err(_) => log::warn!("the thread building a mirror panicked"),
+            }
+        }
+    }
+}
+
+impl WatchSlot {
+    /// Waits for a watch being armed in the background and keeps it.
+    fn join_arming(&mut self) {
+        if let Some(h) = self.arming.take() {
+            match h.join() {
+                Ok(Ok(w)) => self.armed = w,
+                Ok(Err(e)) => log::debug!("{e}"),
+                Err(_) => log::warn!("the thread arming a generation watch panicked"),
             }
         }
     }
@@ -427,13 +434,7 @@ impl GenStore {
             .watch
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(h) = slot.arming.take() {
-            match h.join() {
-                Ok(Ok(w)) => slot.armed = w,
-                Ok(Err(e)) => log::debug!("{e}"),
-                Err(_) => log::warn!("the thread arming a generation watch panicked"),
-            }
-        }
+        slot.join_arming();
     }
 
     /// The store's root directory.
@@ -582,13 +583,7 @@ impl GenStore {
             .watch
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(h) = slot.arming.take() {
-            match h.join() {
-                Ok(Ok(w)) => slot.armed = w,
-                Ok(Err(e)) => log::debug!("{e}"),
-                Err(_) => log::warn!("the thread arming a generation watch panicked"),
-            }
-        }
+        slot.join_arming();
         // The previous generation shares inodes with this one: a change through its paths is
         // an event of its watch only (see crate::tree::watch).
         let previous_clean = slot.previous.as_mut().is_none_or(GenWatch::clean);
@@ -649,11 +644,7 @@ impl GenStore {
             .watch
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(h) = slot.arming.take() {
-            if let Ok(Ok(w)) = h.join() {
-                slot.armed = w;
-            }
-        }
+        slot.join_arming();
         // The generation just replaced keeps its watch: while it sees nothing, that generation
         // is still as it was when it was last found intact.
         let armed = slot.armed.take();
