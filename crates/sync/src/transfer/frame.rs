@@ -191,28 +191,62 @@ impl<R: Read> FrameReader<R> {
     }
 }
 
-/// The encoding of `Msg::Data` up to its bytes: the message with no bytes is the variant and a
-/// zero length (one byte, the last); the real length is encoded as the same integer type.
-fn data_header(len: usize) -> Result<Vec<u8>, TransferError> {
-    let mut h = codec::encode(&Msg::Data { bytes: Vec::new() })?;
-    if h.pop() != Some(0) {
-        return Err(TransferError::Protocol(
-            "unexpected encoding of an empty data message".into(),
-        ));
-    }
-    h.extend_from_slice(&codec::encode(&(len as u64))?);
-    Ok(h)
+/// The variant bytes that start every encoded `Msg::Data`: its encoding with no bytes, less
+/// the zero length (one byte, the last). Found once; empty if the encoding is not of that form,
+/// and then no frame takes the fast paths below.
+fn data_variant() -> &'static [u8] {
+    static VARIANT: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    VARIANT.get_or_init(|| match codec::encode(&Msg::Data { bytes: Vec::new() }) {
+        Ok(mut v) if v.last() == Some(&0) => {
+            v.pop();
+            v
+        }
+        _ => Vec::new(),
+    })
 }
 
-/// The bytes of a payload that is exactly an encoded `Msg::Data` (its header re-encoded from
-/// the length it states must be the payload's start, and the bytes must be all the rest);
+/// The encoding of `Msg::Data` up to its bytes, built on the stack: the variant, then the
+/// length as bincode's variable-length integer (one byte below 251, else a marker and 2, 4 or 8
+/// little-endian bytes; the same form [`data_body`] reads). `None` when the variant is unknown.
+/// Tested byte for byte against the encoder.
+fn data_header(len: usize) -> Option<([u8; 16], usize)> {
+    let variant = data_variant();
+    let mut h = [0u8; 16];
+    let at = variant.len();
+    if at == 0 || at + 9 > h.len() {
+        return None;
+    }
+    h.get_mut(..at)?.copy_from_slice(variant);
+    let len = len as u64;
+    let width = if len < 251 {
+        *h.get_mut(at)? = len as u8;
+        1
+    } else if let Ok(v) = u16::try_from(len) {
+        *h.get_mut(at)? = 251;
+        h.get_mut(at + 1..at + 3)?.copy_from_slice(&v.to_le_bytes());
+        3
+    } else if let Ok(v) = u32::try_from(len) {
+        *h.get_mut(at)? = 252;
+        h.get_mut(at + 1..at + 5)?.copy_from_slice(&v.to_le_bytes());
+        5
+    } else {
+        *h.get_mut(at)? = 253;
+        h.get_mut(at + 1..at + 9)?
+            .copy_from_slice(&len.to_le_bytes());
+        9
+    };
+    Some((h, at + width))
+}
+
+/// The bytes of a payload that is exactly an encoded `Msg::Data` (its header, rebuilt from
+/// the length it states, must be the payload's start, and the bytes must be all the rest);
 /// `None` for anything else, which the generic decoder then reads (and rejects if invalid).
 fn data_body(payload: &[u8]) -> Option<&[u8]> {
-    let empty = data_header(0).ok()?;
-    let variant = empty.get(..empty.len() - 1)?;
+    let variant = data_variant();
+    if variant.is_empty() {
+        return None;
+    }
     let rest = payload.strip_prefix(variant)?;
-    // bincode's variable-length integer: one byte below 251, else a marker and 2, 4 or 8
-    // little-endian bytes.
     let (&first, tail) = rest.split_first()?;
     let (len, width) = match first {
         0..=250 => (u64::from(first), 0),
@@ -229,8 +263,8 @@ fn data_body(payload: &[u8]) -> Option<&[u8]> {
     };
     let body = tail.get(width..)?;
     let len = usize::try_from(len).ok()?;
-    let header = data_header(len).ok()?;
-    (body.len() == len && payload.len() == header.len() + len && payload.starts_with(&header))
+    let (header, n) = data_header(len)?;
+    (body.len() == len && payload.len() == n + len && payload.starts_with(header.get(..n)?))
         .then_some(body)
 }
 
@@ -307,8 +341,12 @@ impl<W: Write> FrameWriter<W> {
                 bytes: bytes.to_vec(),
             });
         }
-        let header = data_header(bytes.len())?;
-        self.write_parts(&[&header, bytes])
+        match data_header(bytes.len()) {
+            Some((header, n)) => self.write_parts(&[header.get(..n).unwrap_or_default(), bytes]),
+            None => self.write(&Msg::Data {
+                bytes: bytes.to_vec(),
+            }),
+        }
     }
 
     /// Writes an already encoded payload (tests use this to send hostile frames).

@@ -380,7 +380,7 @@ impl GenStore {
     /// its inode (nothing is freed then, so there is nothing to defer, and an unlink costs half
     /// a rename into the trash: 3.0-3.3 against 6.7-7.1 ms for 254 files on the development
     /// machine), else moved to the trash like any entry ([`GenStore::trash`]).
-    pub fn discard(&self, path: &Path) -> Result<(), TreeError> {
+    fn discard(&self, path: &Path) -> Result<(), TreeError> {
         match fs::symlink_metadata(path) {
             Ok(md) if !md.is_dir() && md.nlink() > 1 => match fs::remove_file(path) {
                 Ok(()) => Ok(()),
@@ -415,8 +415,9 @@ impl GenStore {
     }
 
     /// Waits for the store's background work to end: the trash collection, a mirror being
-    /// built and the arming of the current generation's watch (all started by a commit). A puller never needs this;
-    /// benchmarks call it so that no tool's timed round shares the machine with it.
+    /// built and the arming of the current generation's watch (all started by a commit). A
+    /// puller never needs this; benchmarks call it so that no tool's timed round shares the
+    /// machine with it.
     pub fn wait_background(&self) {
         let h = self
             .collector
