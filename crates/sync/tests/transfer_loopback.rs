@@ -643,9 +643,11 @@ fn change_through_the_previous_generation_is_seen() {
     lb.server.stop();
 }
 
-/// A voice file appended to after the server's scan cached it: the server knows from the scan
+/// Voice files appended to after the server's scan cached them: the server knows from the scan
 /// that the puller's old version is its start (no second read of it), the puller clones its
-/// old version as prefix; only the appended bytes travel and the result is exact.
+/// old version as prefix; only the appended bytes travel and the result is exact. The large one
+/// (3 MiB) is cloned ahead by the helper thread while the fetch is under way; the small one
+/// (700 KB, offered with a signature as well) only once the server has chosen to resume.
 #[test]
 fn appended_file_travels_as_its_tail_from_the_scan_and_the_clone() {
     // The scan caches only files older than its racy window; wait that out each time.
@@ -657,15 +659,16 @@ fn appended_file_travels_as_its_tail_from_the_scan_and_the_clone() {
     let s = lb.src.path();
     lb.pull().unwrap();
     for round in 0..3u64 {
-        let mut f = fs::OpenOptions::new()
-            .append(true)
-            .open(s.join("voice/greeting.wav"))
-            .unwrap();
-        std::io::Write::write_all(&mut f, &noise(20 + round, 50_000)).unwrap();
-        drop(f);
+        for (i, name) in ["voice/greeting.wav", "voice/menu.wav"].iter().enumerate() {
+            let mut f = fs::OpenOptions::new()
+                .append(true)
+                .open(s.join(name))
+                .unwrap();
+            std::io::Write::write_all(&mut f, &noise(20 + 2 * round + i as u64, 50_000)).unwrap();
+        }
         settle();
         let r = lb.pull().unwrap();
-        assert_eq!(r.files_fetched, 1, "{r}");
+        assert_eq!(r.files_fetched, 2, "{r}");
         assert!(r.bytes_received < 200_000, "{r}");
         assert_replica(&lb);
     }
