@@ -6,6 +6,7 @@ mod transfer_common;
 
 use std::io::Write;
 
+use sync::transfer::msg::{Encoding, Msg};
 use sync::transfer::puller::pull_once;
 use sync::transfer::TransferError;
 use sync::tree::manifest::{Entry, EntryKind, GenId, Meta};
@@ -111,6 +112,99 @@ fn wrong_content_is_refused() {
         send_file(r, w, b"FOUR".to_vec(), Some(claimed));
     }));
     assert!(matches!(err, TransferError::Integrity { .. }), "{err}");
+}
+
+/// `HashedData` frames are not tagged over their bytes: what guards them is the puller's own
+/// hash of the file, checked against the manifest. A server (or anyone on the path: the tag
+/// does not cover these bytes) sending other bytes under the right claimed hash is caught there.
+#[test]
+fn altered_hashed_data_is_refused_by_the_content_hash() {
+    let err = lie(Box::new(|r, w, _| {
+        announce(w, &manifest(vec![file_entry("a", b"four")]), None);
+        let _ = r.read();
+        w.write(&Msg::FileBegin {
+            index: 0,
+            encoding: Encoding::Literal { offset: 0 },
+        })
+        .unwrap();
+        w.write(&Msg::HashedData {
+            bytes: b"FOUR".to_vec(),
+        })
+        .unwrap();
+        w.write(&Msg::FileEnd {
+            hash: *blake3::hash(b"four").as_bytes(),
+        })
+        .unwrap();
+        w.write(&Msg::BatchEnd).unwrap();
+        w.flush().unwrap();
+    }));
+    assert!(matches!(err, TransferError::Integrity { .. }), "{err}");
+}
+
+/// Pulls once into `store` from a fake server running `script` (which reads the puller's
+/// `Done` at the end when there is one).
+fn pull_from(store: &GenStore, script: Script) -> Result<(), TransferError> {
+    let (addr, h) = fake_server(Handshake::Right, script);
+    let r = pull_once(store, &pull_cfg(addr, key())).map(|_| ());
+    let _ = h.join();
+    r
+}
+
+/// The tail of a resumed file whose prefix the puller trusts is checked only by the server's
+/// hash of the whole file: its bytes must come in tagged `Data` frames, and `HashedData` there
+/// is refused, the generation kept. The same tail tagged is taken (the case can fail).
+#[test]
+fn a_resumed_tail_must_come_in_tagged_frames() {
+    let dst = tempfile::tempdir().unwrap();
+    let store = GenStore::open(dst.path().join("store")).unwrap();
+    let hash = |d: &[u8]| *blake3::hash(d).as_bytes();
+    pull_from(
+        &store,
+        Box::new(move |r, w, _| {
+            announce(w, &manifest(vec![file_entry("a", b"four")]), None);
+            send_file(r, w, b"four".to_vec(), Some(hash(b"four")));
+            let _ = r.read();
+        }),
+    )
+    .unwrap();
+    let first = store.current_id().unwrap();
+    let grown = |tagged: bool| -> Script {
+        Box::new(move |r, w, _| {
+            announce(w, &manifest(vec![file_entry("a", b"four more")]), None);
+            let Ok(Msg::Fetch { items }) = r.read() else {
+                panic!("no fetch")
+            };
+            assert_eq!(items[0].prefix, Some((4, hash(b"four"))));
+            w.write(&Msg::FileBegin {
+                index: 0,
+                encoding: Encoding::Literal { offset: 4 },
+            })
+            .unwrap();
+            let bytes = b" more".to_vec();
+            let tail = if tagged {
+                Msg::Data { bytes }
+            } else {
+                Msg::HashedData { bytes }
+            };
+            w.write(&tail).unwrap();
+            w.write(&Msg::FileEnd {
+                hash: hash(b"four more"),
+            })
+            .unwrap();
+            w.write(&Msg::BatchEnd).unwrap();
+            w.flush().unwrap();
+            let _ = r.read();
+        })
+    };
+    let err = pull_from(&store, grown(false)).unwrap_err();
+    assert!(matches!(err, TransferError::Protocol(_)), "{err}");
+    assert_eq!(store.current_id().unwrap(), first);
+    pull_from(&store, grown(true)).unwrap();
+    assert_ne!(store.current_id().unwrap(), first);
+    assert_eq!(
+        std::fs::read(store.current_path().join("a")).unwrap(),
+        b"four more"
+    );
 }
 
 #[test]

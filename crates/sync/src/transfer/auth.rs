@@ -188,6 +188,7 @@ pub fn variant_name(m: &Msg) -> &'static str {
         Msg::BatchEnd => "BatchEnd",
         Msg::Done { .. } => "Done",
         Msg::Compressed { .. } => "Compressed",
+        Msg::HashedData { .. } => "HashedData",
     }
 }
 

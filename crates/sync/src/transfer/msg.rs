@@ -7,7 +7,8 @@
 //! -> Hello            <- Hello, Proof        -> Proof            (see super::auth)
 //! -> Pull{set, have}  <- Unchanged{gen}                          (nothing changed: done)
 //!                     <- ManifestBegin{gen, base, ...}, ManifestPart*
-//! -> Fetch{items}     <- per item: FileBegin, Data*, FileEnd | FileGone; then BatchEnd
+//! -> Fetch{items}     <- per item: FileBegin, (Data | HashedData)*, FileEnd | FileGone;
+//!                        then BatchEnd
 //!    (repeated for each batch)
 //! -> Done{gen}                                                   (server records the puller)
 //! ```
@@ -17,7 +18,8 @@ use crate::tree::manifest::{Entry, GenId, Meta};
 
 /// Version of this protocol; peers with a different one are refused in the hello.
 /// 2: the hello carries `features`; `Compressed` data frames.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: `HashedData` frames.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Whether a node is the operational (active) one or the standby (passive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,6 +172,16 @@ pub enum Msg {
         /// Length of the data once decompressed (bounded by the frame limit).
         raw_len: u32,
         /// One zstd frame.
+        #[serde(with = "crate::codec::bytes")]
+        bytes: Vec<u8>,
+    },
+    /// A piece of file data like [`Msg::Data`], for a file whose every byte the receiver
+    /// hashes itself and checks against the manifest's BLAKE3 (a whole literal file, or a
+    /// delta stream): the frame's tag covers only its sequence number, variant and length,
+    /// not the bytes (see [`super::frame`], "Hashed data"). A receiver that would take the
+    /// file's hash from the sender instead (a resumed file whose prefix it trusts) refuses it.
+    HashedData {
+        /// The bytes.
         #[serde(with = "crate::codec::bytes")]
         bytes: Vec<u8>,
     },

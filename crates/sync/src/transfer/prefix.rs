@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
-use crate::tree::store::clone_prefix;
+use crate::tree::store::{clone_prefix, start_writeback};
 
 struct Job {
     ticket: usize,
@@ -24,10 +24,21 @@ struct Job {
     dst: PathBuf,
 }
 
-/// Copies `len` bytes of `src` into a new file `dst` (created or truncated).
-fn copy(src: &std::path::Path, len: u64, dst: &std::path::Path) -> std::io::Result<()> {
+/// Copies `len` bytes of `src` into a new file `dst` (created or truncated); with `writeback`
+/// (the store flushes before it switches) the copy's writeback starts at once: megabytes
+/// copied early in the fetch need not wait for the file's tail to go to disk.
+fn copy(
+    src: &std::path::Path,
+    len: u64,
+    dst: &std::path::Path,
+    writeback: bool,
+) -> std::io::Result<()> {
     let f = File::create(dst)?;
-    clone_prefix(src, len, &f)
+    clone_prefix(src, len, &f)?;
+    if writeback {
+        start_writeback(&f);
+    }
+    Ok(())
 }
 
 /// The helper thread and the results it has reported.
@@ -42,11 +53,13 @@ pub(crate) struct PrefixCopier {
     /// Set when the round ends: copies not yet started are skipped (a round that failed, on a
     /// full disk say, must not go on filling it).
     cancel: Arc<AtomicBool>,
+    /// Start each copy's writeback once it is done (see [`copy`]).
+    writeback: bool,
 }
 
 impl PrefixCopier {
-    /// No thread until the first copy is asked for.
-    pub(crate) fn new() -> Self {
+    /// No thread until the first copy is asked for; `writeback`: see [`copy`].
+    pub(crate) fn new(writeback: bool) -> Self {
         PrefixCopier {
             jobs: None,
             results: None,
@@ -55,6 +68,7 @@ impl PrefixCopier {
             next: 0,
             thread: None,
             cancel: Arc::new(AtomicBool::new(false)),
+            writeback,
         }
     }
 
@@ -62,6 +76,7 @@ impl PrefixCopier {
         let (jtx, jrx) = mpsc::channel::<Job>();
         let (rtx, rrx) = mpsc::channel();
         let cancel = Arc::clone(&self.cancel);
+        let writeback = self.writeback;
         let spawned = std::thread::Builder::new()
             .name("sync-prefix".into())
             .spawn(move || {
@@ -69,7 +84,10 @@ impl PrefixCopier {
                     if cancel.load(Ordering::Relaxed) {
                         break;
                     }
-                    if rtx.send((j.ticket, copy(&j.src, j.len, &j.dst))).is_err() {
+                    if rtx
+                        .send((j.ticket, copy(&j.src, j.len, &j.dst, writeback)))
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -105,7 +123,8 @@ impl PrefixCopier {
         };
         if let Some(j) = unsent {
             // No helper (or it ended): the copy is done here and now.
-            self.done.insert(ticket, copy(&j.src, j.len, &j.dst));
+            self.done
+                .insert(ticket, copy(&j.src, j.len, &j.dst, self.writeback));
         }
         ticket
     }
@@ -156,7 +175,7 @@ mod tests {
         let src = t.path().join("old");
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&src, &data).unwrap();
-        let mut c = PrefixCopier::new();
+        let mut c = PrefixCopier::new(true);
         let a = c.submit(src.clone(), 300_000, t.path().join("a"));
         let b = c.submit(src.clone(), 1000, t.path().join("b"));
         let bad = c.submit(src.clone(), 300_001, t.path().join("c"));

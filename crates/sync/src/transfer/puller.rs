@@ -40,7 +40,7 @@ use super::{PullTransport, TransferError};
 use crate::delta::{apply, Signature, SignatureOptions};
 use crate::tree::manifest::{Entry, EntryKind, GenId, Limits, Manifest, ManifestDelta};
 use crate::tree::scan::hash_reader;
-use crate::tree::store::{clone_prefix, verified, GenStore};
+use crate::tree::store::{clone_prefix, start_writeback, verified, GenStore};
 use crate::tree::watch::intact_on_disk;
 
 /// Most items in one fetch.
@@ -535,7 +535,7 @@ fn stage_and_commit(
         let mut installer = Installer::start(scope, &staging);
         let mut batch: Vec<Pending> = Vec::new();
         let mut sig_bytes = 0usize;
-        let mut copier = PrefixCopier::new();
+        let mut copier = PrefixCopier::new(store.options().fsync);
         for e in fetch {
             let mut p = plan_fetch(store, cfg, e, old, stored_old, old_dir.as_ref())?;
             // The server resumes after our old version when its own first bytes hash the
@@ -713,6 +713,31 @@ struct Sink<'a> {
     hasher: blake3::Hasher,
     written: u64,
     limit: u64,
+    /// `written` when writeback was last started; `None`: not started early (the store
+    /// does not flush, see StoreOptions::fsync).
+    written_back: Option<u64>,
+}
+
+/// Bytes received into one file between two starts of its writeback: a large file's data goes
+/// to disk while the rest arrives, not all at once when it is installed (or at the final flush).
+const WRITEBACK_EVERY: u64 = 2 << 20;
+
+impl<'a> Sink<'a> {
+    fn new(
+        store: &GenStore,
+        file: &'a File,
+        hasher: blake3::Hasher,
+        written: u64,
+        limit: u64,
+    ) -> Self {
+        Sink {
+            out: BufWriter::with_capacity(256 << 10, file),
+            hasher,
+            written,
+            limit,
+            written_back: store.options().fsync.then_some(written),
+        }
+    }
 }
 
 impl Write for Sink<'_> {
@@ -726,6 +751,12 @@ impl Write for Sink<'_> {
         self.out.write_all(buf)?;
         self.hasher.update(buf);
         self.written += buf.len() as u64;
+        if let Some(back) = &mut self.written_back {
+            if self.written - *back >= WRITEBACK_EVERY {
+                start_writeback(self.out.get_ref());
+                *back = self.written;
+            }
+        }
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -739,6 +770,10 @@ struct DataReader<'a> {
     buf: Vec<u8>,
     pos: usize,
     end: Option<[u8; 32]>,
+    /// `HashedData` frames are taken too: every byte of this file is hashed here and checked
+    /// against the manifest (see super::frame, "Hashed data"). Not when the file's hash is the
+    /// server's word (a resumed file with a trusted prefix): its bytes must be tagged.
+    hashed_here: bool,
 }
 
 impl DataReader<'_> {
@@ -747,12 +782,8 @@ impl DataReader<'_> {
             return Ok(false);
         }
         match self.r.read()? {
-            Msg::Data { bytes } => {
-                let used = std::mem::replace(&mut self.buf, bytes);
-                self.r.recycle(used);
-                self.pos = 0;
-                Ok(true)
-            }
+            Msg::Data { bytes } => self.take(bytes),
+            Msg::HashedData { bytes } if self.hashed_here => self.take(bytes),
             Msg::FileEnd { hash } => {
                 self.end = Some(hash);
                 Ok(false)
@@ -763,6 +794,14 @@ impl DataReader<'_> {
                 variant_name(&other)
             ))),
         }
+    }
+
+    /// Makes `bytes` the current frame's and recycles the previous buffer.
+    fn take(&mut self, bytes: Vec<u8>) -> Result<bool, TransferError> {
+        let used = std::mem::replace(&mut self.buf, bytes);
+        self.r.recycle(used);
+        self.pos = 0;
+        Ok(true)
     }
 
     /// Reads up to `FileEnd`; data left over is a protocol error.
@@ -890,17 +929,13 @@ fn receive_file<'m>(
                     )))
                 }
             };
-            let mut sink = Sink {
-                out: BufWriter::with_capacity(256 << 10, &file),
-                hasher,
-                written: offset,
-                limit: size,
-            };
+            let mut sink = Sink::new(store, &file, hasher, offset, size);
             let mut data = DataReader {
                 r,
                 buf: Vec::new(),
                 pos: 0,
                 end: None,
+                hashed_here: !trusted_prefix,
             };
             while data.next_frame()? {
                 let chunk = std::mem::take(&mut data.buf);
@@ -939,17 +974,13 @@ fn receive_file<'m>(
             let base = File::open(old)
                 .map_err(|e| TransferError::io(format!("open {}", old.display()), e))?;
             let file = File::create(&partial).map_err(|e| io("create", e))?;
-            let mut sink = Sink {
-                out: BufWriter::with_capacity(256 << 10, &file),
-                hasher: blake3::Hasher::new(),
-                written: 0,
-                limit: size,
-            };
+            let mut sink = Sink::new(store, &file, blake3::Hasher::new(), 0, size);
             let mut data = DataReader {
                 r,
                 buf: Vec::new(),
                 pos: 0,
                 end: None,
+                hashed_here: true,
             };
             let applied = apply(base, &mut data, &mut sink);
             if let Err(e) = applied {

@@ -524,7 +524,8 @@ impl<R: Read> Read for HashingReader<'_, R> {
     }
 }
 
-/// Cuts a byte stream (the delta) into `Data` frames.
+/// Cuts a byte stream (the delta) into `HashedData` frames: the puller hashes the file it
+/// rebuilds from them, every byte, and checks it against the manifest.
 struct DataWriter<'a> {
     w: &'a mut FrameWriter<Conn>,
     buf: Vec<u8>,
@@ -535,7 +536,7 @@ impl DataWriter<'_> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let sent = self.w.write_data(&self.buf);
+        let sent = self.w.write_hashed_data(&self.buf);
         self.buf.clear();
         sent.map_err(std::io::Error::other)
     }
@@ -647,7 +648,14 @@ fn serve_file(
         if scanned.is_none() {
             hasher.update(chunk);
         }
-        w.write_data(chunk)?;
+        // A whole file is hashed by the puller itself, every byte (frame::Hashed data); the
+        // tail of a resumed one may be taken on our word (our hash covers its prefix, which
+        // the puller trusts), so each of its frames is tagged whole.
+        if offset == 0 {
+            w.write_hashed_data(chunk)?;
+        } else {
+            w.write_data(chunk)?;
+        }
     }
     let still = |key: FileKey| file.metadata().is_ok_and(|md| FileKey::of(&md) == key);
     let hash = match (known, scanned) {

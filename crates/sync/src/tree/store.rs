@@ -1426,9 +1426,11 @@ fn apply_symlink_meta(path: &Path, meta: &Meta) -> Result<(), TreeError> {
     Ok(())
 }
 
-/// Starts writing a complete file's data back now, without waiting, so that the final flush
+/// Starts writing a file's dirty data back now, without waiting, so that the final flush
 /// (step 4) finds most of it already on its way while later files are still being received.
-fn start_writeback(file: &File) {
+/// Called when a file is installed, and also while it is still being written (a copied prefix,
+/// every few MiB of a large file received): pages already on their way are not sent twice.
+pub(crate) fn start_writeback(file: &File) {
     // SAFETY: sync_file_range on a descriptor we own; offset 0 and length 0 mean the whole
     // file; no memory is passed. A failure only loses the head start (step 4 still flushes).
     let _ = unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
