@@ -22,6 +22,9 @@ struct Job {
     src: PathBuf,
     len: u64,
     dst: PathBuf,
+    /// Already at `dst`, to copy into instead of creating it: a recycled inode (see
+    /// crate::tree::recycle), at most `len` bytes long.
+    into: Option<File>,
 }
 
 /// Copies `len` bytes of `src` into a new file `dst` (created or truncated); with `writeback`
@@ -30,10 +33,14 @@ struct Job {
 fn copy(
     src: &std::path::Path,
     len: u64,
-    dst: &std::path::Path,
+    (dst, into): (&std::path::Path, Option<File>),
     writeback: bool,
 ) -> std::io::Result<()> {
-    let f = File::create(dst)?;
+    let f = match into {
+        // Overwritten from its start; never longer than `len`, so exactly `len` after the copy.
+        Some(f) => f,
+        None => File::create(dst)?,
+    };
     clone_prefix(src, len, &f)?;
     if writeback {
         start_writeback(&f);
@@ -85,7 +92,7 @@ impl PrefixCopier {
                         break;
                     }
                     if rtx
-                        .send((j.ticket, copy(&j.src, j.len, &j.dst, writeback)))
+                        .send((j.ticket, copy(&j.src, j.len, (&j.dst, j.into), writeback)))
                         .is_err()
                     {
                         break;
@@ -104,7 +111,14 @@ impl PrefixCopier {
 
     /// Starts copying the first `len` bytes of `src` into `dst`; returns the ticket to
     /// [`PrefixCopier::wait`] for.
-    pub(crate) fn submit(&mut self, src: PathBuf, len: u64, dst: PathBuf) -> usize {
+    /// `into`: the file already at `dst` to copy into (see [`Job`]).
+    pub(crate) fn submit(
+        &mut self,
+        src: PathBuf,
+        len: u64,
+        dst: PathBuf,
+        into: Option<File>,
+    ) -> usize {
         let ticket = self.next;
         self.next += 1;
         self.open.insert(ticket);
@@ -116,6 +130,7 @@ impl PrefixCopier {
             src,
             len,
             dst,
+            into,
         };
         let unsent = match &self.jobs {
             Some(tx) => tx.send(job).err().map(|e| e.0),
@@ -123,8 +138,10 @@ impl PrefixCopier {
         };
         if let Some(j) = unsent {
             // No helper (or it ended): the copy is done here and now.
-            self.done
-                .insert(ticket, copy(&j.src, j.len, &j.dst, self.writeback));
+            self.done.insert(
+                ticket,
+                copy(&j.src, j.len, (&j.dst, j.into), self.writeback),
+            );
         }
         ticket
     }
@@ -176,15 +193,24 @@ mod tests {
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&src, &data).unwrap();
         let mut c = PrefixCopier::new(true);
-        let a = c.submit(src.clone(), 300_000, t.path().join("a"));
-        let b = c.submit(src.clone(), 1000, t.path().join("b"));
-        let bad = c.submit(src.clone(), 300_001, t.path().join("c"));
-        let missing = c.submit(t.path().join("nope"), 10, t.path().join("d"));
+        let a = c.submit(src.clone(), 300_000, t.path().join("a"), None);
+        let b = c.submit(src.clone(), 1000, t.path().join("b"), None);
+        let bad = c.submit(src.clone(), 300_001, t.path().join("c"), None);
+        let missing = c.submit(t.path().join("nope"), 10, t.path().join("d"), None);
+        // Into a file already there (a recycled inode, as long as the copy): overwritten.
+        std::fs::write(t.path().join("e"), vec![0xEE; 2000]).unwrap();
+        let into = std::fs::OpenOptions::new()
+            .write(true)
+            .open(t.path().join("e"))
+            .unwrap();
+        let e = c.submit(src.clone(), 2000, t.path().join("e"), Some(into));
         // Waited for out of order: results are kept until asked for.
         c.wait(b).unwrap();
         c.wait(a).unwrap();
         assert_eq!(std::fs::read(t.path().join("a")).unwrap(), data);
         assert_eq!(std::fs::read(t.path().join("b")).unwrap(), &data[..1000]);
+        c.wait(e).unwrap();
+        assert_eq!(std::fs::read(t.path().join("e")).unwrap(), &data[..2000]);
         let e = c.wait(bad).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
         let e = c.wait(missing).unwrap_err();

@@ -40,7 +40,7 @@ use super::{PullTransport, TransferError};
 use crate::delta::{apply, Signature, SignatureOptions};
 use crate::tree::manifest::{Entry, EntryKind, GenId, Limits, Manifest, ManifestDelta};
 use crate::tree::scan::hash_reader;
-use crate::tree::store::{clone_prefix, start_writeback, verified, GenStore};
+use crate::tree::store::{clone_prefix, start_writeback, verified, GenStore, Staging};
 use crate::tree::watch::intact_on_disk;
 
 /// Most items in one fetch.
@@ -88,6 +88,9 @@ pub struct RoundReport {
     pub files_linked: u64,
     /// Files already in place in the reused generation directory (nothing done).
     pub files_kept: u64,
+    /// Fetched or copied-ahead files written into the inode of a file the round removed
+    /// instead of a new one (see `crate::tree::recycle`).
+    pub files_recycled: u64,
     /// Entries present before and gone now.
     pub entries_deleted: u64,
     /// Entries new or changed in the manifest.
@@ -548,24 +551,26 @@ fn stage_and_commit(
                 (&p.basis, p.item.prefix, p.item.signature.is_empty())
             {
                 let dst = store.partial_path(&e.path);
-                p.prefix_copy = Some(copier.submit(src.clone(), len, dst));
+                let into = staging.recycled_file(&dst, len).map(|(f, _)| f);
+                p.prefix_copy = Some(copier.submit(src.clone(), len, dst, into));
             }
             sig_bytes += p.item.signature.len();
             batch.push(p);
             if batch.len() >= BATCH_ITEMS || sig_bytes >= BATCH_SIG_BYTES {
                 let b = std::mem::take(&mut batch);
-                let rx = (&mut *r, &mut copier, &mut installer);
+                let rx = (&mut *r, &mut copier, &mut installer, &staging);
                 run_batch(store, rx, w, b, report, (expected, &mut *progress))?;
                 sig_bytes = 0;
             }
         }
         if !batch.is_empty() {
-            let rx = (&mut *r, &mut copier, &mut installer);
+            let rx = (&mut *r, &mut copier, &mut installer, &staging);
             run_batch(store, rx, w, batch, report, (expected, &mut *progress))?;
         }
         installer.finish()?;
         Ok(())
     })?;
+    report.files_recycled = staging.files_recycled();
     report.phases.fetch = t.elapsed();
     let times = staging.commit()?;
     report.phases.finish = times.finish;
@@ -668,13 +673,18 @@ impl Write for HashWriter<'_> {
     }
 }
 
+/// What receiving a file uses beside the store: the connection, the prefix copier, the
+/// installer and the staging (for recycled inodes).
+type Helpers<'a, 's, 'm> = (
+    &'a mut FrameReader<Conn>,
+    &'a mut PrefixCopier,
+    &'a mut Installer<'s, 'm>,
+    &'s Staging<'s>,
+);
+
 fn run_batch<'m>(
     store: &GenStore,
-    (r, copier, installer): (
-        &mut FrameReader<Conn>,
-        &mut PrefixCopier,
-        &mut Installer<'_, 'm>,
-    ),
+    (r, copier, installer, staging): Helpers<'_, '_, 'm>,
     w: &mut FrameWriter<Conn>,
     batch: Vec<Pending<'m>>,
     report: &mut RoundReport,
@@ -685,7 +695,7 @@ fn run_batch<'m>(
     w.flush()?;
     for (i, p) in batch.into_iter().enumerate() {
         let path = p.entry.path.clone();
-        let helpers = (&mut *r, &mut *copier, &mut *installer);
+        let helpers = (&mut *r, &mut *copier, &mut *installer, staging);
         if let Err(e) = receive_file(store, helpers, i as u32, p) {
             // A full disk: the partial data cannot become a basis worth its space, and keeping
             // it would make the next round fail too. Free it; the old generation is untouched.
@@ -716,6 +726,19 @@ struct Sink<'a> {
     /// `written` when writeback was last started; `None`: not started early (the store
     /// does not flush, see StoreOptions::fsync).
     written_back: Option<u64>,
+    /// Length of the file's old bytes when it is a recycled inode (crate::tree::recycle),
+    /// else 0: a file left incomplete is cut back to what was written when the sink is
+    /// dropped, so that a partial file is only ever a valid prefix (the next round's basis).
+    stale_end: u64,
+}
+
+impl Drop for Sink<'_> {
+    fn drop(&mut self) {
+        if self.written < self.stale_end {
+            let _ = self.out.flush();
+            let _ = self.out.get_ref().set_len(self.written);
+        }
+    }
 }
 
 /// Bytes received into one file between two starts of its writeback: a large file's data goes
@@ -736,6 +759,7 @@ impl<'a> Sink<'a> {
             written,
             limit,
             written_back: store.options().fsync.then_some(written),
+            stale_end: 0,
         }
     }
 }
@@ -840,11 +864,7 @@ impl Read for DataReader<'_> {
 
 fn receive_file<'m>(
     store: &GenStore,
-    (r, copier, installer): (
-        &mut FrameReader<Conn>,
-        &mut PrefixCopier,
-        &mut Installer<'_, 'm>,
-    ),
+    (r, copier, installer, staging): Helpers<'_, '_, 'm>,
     index: u32,
     p: Pending<'m>,
 ) -> Result<(), TransferError> {
@@ -889,6 +909,8 @@ fn receive_file<'m>(
             // (computed over its identical prefix and the tail it sent, every frame MAC-checked),
             // which must equal the manifest's.
             let mut trusted_prefix = false;
+            // Old bytes of a recycled inode past what is written (see Sink).
+            let mut stale = 0;
             let (file, hasher) = match (&p.basis, offset) {
                 (Basis::Partial(h), o) if o > 0 => {
                     let mut f = OpenOptions::new()
@@ -919,10 +941,12 @@ fn receive_file<'m>(
                     trusted_prefix = true;
                     (f, blake3::Hasher::new())
                 }
-                (_, 0) => (
-                    File::create(&partial).map_err(|e| io("create", e))?,
-                    blake3::Hasher::new(),
-                ),
+                (_, 0) => {
+                    let (f, old) =
+                        create_partial(staging, &partial, size).map_err(|e| io("create", e))?;
+                    stale = old;
+                    (f, blake3::Hasher::new())
+                }
                 _ => {
                     return Err(TransferError::Protocol(format!(
                         "{path}: resume offset without a basis"
@@ -930,6 +954,7 @@ fn receive_file<'m>(
                 }
             };
             let mut sink = Sink::new(store, &file, hasher, offset, size);
+            sink.stale_end = stale;
             let mut data = DataReader {
                 r,
                 buf: Vec::new(),
@@ -973,8 +998,10 @@ fn receive_file<'m>(
             };
             let base = File::open(old)
                 .map_err(|e| TransferError::io(format!("open {}", old.display()), e))?;
-            let file = File::create(&partial).map_err(|e| io("create", e))?;
+            let (file, stale) =
+                create_partial(staging, &partial, size).map_err(|e| io("create", e))?;
             let mut sink = Sink::new(store, &file, blake3::Hasher::new(), 0, size);
+            sink.stale_end = stale;
             let mut data = DataReader {
                 r,
                 buf: Vec::new(),
@@ -1009,6 +1036,19 @@ fn receive_file<'m>(
     }
     installer.install(p.entry, file, partial)?;
     Ok(())
+}
+
+/// A new partial file for `size` bytes at `partial`: a recycled inode when the staging has one
+/// (see crate::tree::recycle), with the length of old bytes it still holds, else created empty.
+fn create_partial(
+    staging: &Staging<'_>,
+    partial: &std::path::Path,
+    size: u64,
+) -> std::io::Result<(File, u64)> {
+    match staging.recycled_file(partial, size) {
+        Some(r) => Ok(r),
+        None => Ok((File::create(partial)?, 0)),
+    }
 }
 
 /// The partial file the prefix copier filled with exactly `len` bytes, open for appending at

@@ -8,6 +8,7 @@
 pub mod exclude;
 pub mod manifest;
 pub mod path;
+pub(crate) mod recycle;
 pub mod scan;
 pub mod store;
 pub mod watch;

@@ -7,6 +7,8 @@
 //! ROOT/.gens/<gen-id>/...               one complete tree per generation (64 hex digits)
 //! ROOT/.gens/<gen-id>.manifest          its manifest (serde + bincode, see crate::codec)
 //! ROOT/.gens/.staging-<gen-id>/         the generation being built (discarded on startup)
+//! ROOT/.gens/.staging-<gen-id>.recycle/ inodes of files it dropped, to be overwritten by files
+//!                                       it receives (see crate::tree::recycle; trashed after)
 //! ROOT/.gens/.mirror-<gen-id>/          hard links of the current generation, built in the
 //!                                       background when no earlier generation can be reused
 //! ROOT/.partial/<hash of path>          data of files being received, kept across rounds
@@ -24,7 +26,9 @@
 //!    its directory is renamed to `.staging-<new id>` (from that instant it is no longer a
 //!    generation) and only what differs between its manifest and the new one is touched
 //!    ([`Staging::prepare`]): entries that differ or are gone are renamed into `.trash/` (a
-//!    directory with all it holds in one rename), missing directories are created. A generation
+//!    directory with all it holds in one rename; a large file no other generation links is
+//!    kept instead, for a file of this round to be written into, see crate::tree::recycle),
+//!    missing directories are created. A generation
 //!    may have been changed in place since its manifest was written (the application writes
 //!    into `current` while this node is master, and linked inodes are shared with the next
 //!    generation), so its manifest is never trusted alone: every entry on disk is first checked
@@ -95,6 +99,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::manifest::{hex, Entry, EntryKind, GenId, Manifest, Meta};
+use super::recycle::Recycler;
 use super::scan::FileKey;
 use super::watch::{intact_on_disk, GenWatch, WatchError};
 use super::TreeError;
@@ -376,12 +381,12 @@ impl GenStore {
         }
     }
 
-    /// Removes a file or symlink leaving a tree: unlinked at once when another path still links
-    /// its inode (nothing is freed then, so there is nothing to defer, and an unlink costs half
+    /// Removes a file or symlink leaving a tree (`md`: its metadata, not followed): unlinked at
+    /// once when another path still links its inode (nothing is freed then, so there is nothing to defer, and an unlink costs half
     /// a rename into the trash: 3.0-3.3 against 6.7-7.1 ms for 254 files on the development
     /// machine), else moved to the trash like any entry ([`GenStore::trash`]).
-    fn discard(&self, path: &Path) -> Result<(), TreeError> {
-        match fs::symlink_metadata(path) {
+    fn discard(&self, path: &Path, md: std::io::Result<fs::Metadata>) -> Result<(), TreeError> {
+        match md {
             Ok(md) if !md.is_dir() && md.nlink() > 1 => match fs::remove_file(path) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -791,6 +796,7 @@ impl GenStore {
             id,
             manifest,
             base: Manifest::default(),
+            recycler: Recycler::new(recycle_dir(&dir)),
             dir,
             committed: false,
         })
@@ -888,6 +894,7 @@ impl GenStore {
                 id,
                 manifest,
                 base: current_manifest,
+                recycler: Recycler::new(recycle_dir(&dir)),
                 dir,
                 committed: false,
             });
@@ -989,6 +996,7 @@ impl GenStore {
                 id,
                 manifest,
                 base: spare_manifest,
+                recycler: Recycler::new(recycle_dir(&dir)),
                 dir,
                 committed: false,
             });
@@ -1026,6 +1034,7 @@ impl GenStore {
             id,
             manifest,
             base,
+            recycler: Recycler::new(recycle_dir(&dir)),
             dir,
             committed: false,
         };
@@ -1134,6 +1143,7 @@ pub struct Staging<'s> {
     base: Manifest,
     dir: PathBuf,
     committed: bool,
+    recycler: Recycler,
 }
 
 impl Staging<'_> {
@@ -1193,7 +1203,14 @@ impl Staging<'_> {
                 gone_dirs.insert(&b.path);
                 self.store.trash(&p)?;
             } else {
-                self.store.discard(&p)?;
+                let md = fs::symlink_metadata(&p);
+                // A large file no other generation links: its inode is overwritten by a file
+                // this round writes, instead of being freed (see crate::tree::recycle).
+                let recycled = matches!(b.kind, EntryKind::File { .. })
+                    && md.as_ref().is_ok_and(|md| self.recycler.keep(&p, md));
+                if !recycled {
+                    self.store.discard(&p, md)?;
+                }
             }
             removed += 1;
         }
@@ -1209,6 +1226,26 @@ impl Staging<'_> {
             }
         }
         Ok((kept, removed))
+    }
+
+    /// A file to write a new file of `size` bytes into, at `dst`: the inode of a file this
+    /// round removed, overwritten instead of freed (see crate::tree::recycle), open for writing
+    /// at its start, with its length now (bytes past what the caller writes must be cut off by
+    /// it). `None`: the caller creates the file.
+    pub(crate) fn recycled_file(&self, dst: &Path, size: u64) -> Option<(File, u64)> {
+        self.recycler.take(dst, size)
+    }
+
+    /// Files written into recycled inodes so far (see `crate::tree::recycle`).
+    pub fn files_recycled(&self) -> u64 {
+        self.recycler.taken()
+    }
+
+    /// Recycled inodes not used go to the trash with their directory.
+    fn release_recycled(&self) {
+        if let Err(e) = self.store.trash(self.recycler.dir()) {
+            log::warn!("{e}");
+        }
     }
 
     /// Whether entry `rel` of the new manifest is already in place (see [`Staging::prepare`]).
@@ -1317,6 +1354,7 @@ impl Staging<'_> {
         }
         let keep = self.store.switch_only(&self.id)?;
         times.switch = t.elapsed();
+        self.release_recycled();
         let mirror_of = std::sync::Arc::clone(&manifest);
         self.store.arm_in_background(self.id, manifest);
         let t = Instant::now();
@@ -1349,6 +1387,7 @@ impl Drop for Staging<'_> {
             if let Err(e) = remove_tree(&self.dir) {
                 log::warn!("could not remove staging directory: {e}");
             }
+            self.release_recycled();
         }
     }
 }
@@ -1424,6 +1463,14 @@ fn apply_symlink_meta(path: &Path, meta: &Meta) -> Result<(), TreeError> {
         ));
     }
     Ok(())
+}
+
+/// Where a staging directory's recycled inodes are kept (see crate::tree::recycle): beside it,
+/// named after it, so a crash leaves it to [`GenStore::open`]'s removal of staging leftovers.
+fn recycle_dir(staging: &Path) -> PathBuf {
+    let mut name = staging.as_os_str().to_owned();
+    name.push(".recycle");
+    PathBuf::from(name)
 }
 
 /// Starts writing a file's dirty data back now, without waiting, so that the final flush
