@@ -176,7 +176,7 @@ impl<R: Read> FrameReader<R> {
         // A bulk frame, file data: its bytes are read straight into the recycled buffer (one
         // copy out of the socket, no zeroing; see Bulk). Anything else decodes below.
         if let Some((kind, n, body_len)) =
-            bulk_header_of(head).filter(|&(_, n, b)| n + b == payload_len)
+            bulk_header_of(head).filter(|&(_, n, b)| n.checked_add(b) == Some(payload_len))
         {
             let mut bytes = std::mem::take(&mut self.spare);
             // Resized without clearing: what a recycled buffer holds is overwritten below, so
@@ -740,6 +740,35 @@ mod tests {
                 }
             }
             proptest::prop_assert!(r.read_opt().unwrap().is_none());
+        }
+    }
+
+    /// A bulk header claiming a length near `usize::MAX` (found by the fuzz target: its sum
+    /// with the header's length overflowed, a panic where overflow is checked; unchecked, the
+    /// wrapped sum could never equal the frame's length): refused, nothing allocated.
+    #[test]
+    fn bulk_length_near_the_maximum_is_refused() {
+        let wire: &[u8] = &[
+            0, 0, 0, 35, 15, 253, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+            255, 255, 255, 217, 219, 217, 217, 217, 217, 217, 217, 217, 217, 217, 0, 8, 0, 24, 0,
+            0, 217,
+        ];
+        let mut r = FrameReader::new(wire);
+        assert!(r.read().is_err());
+        for kind in [Bulk::Data, Bulk::Hashed] {
+            let variant = kind.variant();
+            for claim in [u64::MAX, u64::MAX - 8, u64::MAX - variant.len() as u64 - 8] {
+                let mut payload = variant.to_vec();
+                payload.push(253);
+                payload.extend_from_slice(&claim.to_le_bytes());
+                payload.extend_from_slice(&[1, 2, 3]);
+                let mut w = FrameWriter::new(Vec::new());
+                w.write_payload(&payload).unwrap();
+                w.flush().unwrap();
+                let wire = w.inner.into_inner().unwrap();
+                let mut r = FrameReader::new(&wire[..]);
+                assert!(r.read().is_err(), "{kind:?} {claim}");
+            }
         }
     }
 
