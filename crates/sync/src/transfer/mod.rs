@@ -12,7 +12,9 @@
 //!
 //! The pre-shared key authenticates both ends and every frame after the handshake carries a keyed
 //! BLAKE3 tag, with or without TLS: a man in the middle can neither learn the key nor alter data
-//! undetected, and without the key there is no data. TLS, when configured ([`ServerTransport`],
+//! undetected, and without the key there is no data. (The tag of a `HashedData` frame covers its
+//! header only: its bytes belong to a file the puller hashes whole and checks against the
+//! manifest, which came tagged; see [`frame`], "Hashed data".) TLS, when configured ([`ServerTransport`],
 //! [`PullTransport`]), adds confidentiality; the key-based handshake still runs inside it, so
 //! a valid certificate alone gets nothing.
 pub mod auth;

@@ -906,8 +906,8 @@ fn receive_file<'m>(
             // server resumed only because its own first bytes hash to that same value. Those
             // bytes are cloned in the kernel (a reflink where the filesystem has one) instead of
             // being read, hashed and written again; the whole file's hash is then the server's
-            // (computed over its identical prefix and the tail it sent, every frame MAC-checked),
-            // which must equal the manifest's.
+            // (computed over its identical prefix and the tail it sent, the tail in `Data`
+            // frames tagged whole), which must equal the manifest's.
             let mut trusted_prefix = false;
             // Old bytes of a recycled inode past what is written (see Sink).
             let mut stale = 0;

@@ -25,7 +25,7 @@ pub type ServerStream = StreamOwned<ServerConnection, TcpStream>;
 
 /// A transport connection: plain TCP or TLS over TCP.
 pub enum Conn {
-    /// Plain TCP (the pre-shared key still authenticates every frame).
+    /// Plain TCP (the pre-shared key still authenticates every frame; see [`super`]).
     Plain(TcpStream),
     /// TLS, puller side (shared between the reading and the writing half).
     Client(Arc<Mutex<ClientStream>>),
