@@ -675,16 +675,15 @@ fn appended_file_travels_as_its_tail_from_the_scan_and_the_clone() {
     lb.server.stop();
 }
 
+/// A held file's bytes after a round and before it.
+type HeldBytes = (Vec<u8>, Vec<u8>);
+
 /// Three rounds: the third reuses the first generation, whose version of the replaced 3 MiB
 /// voice file no other generation links any more. With `hold`, a reader opened that version
 /// before the third round (as a reader of an old generation may) and still holds it.
-/// Returns the third round's report, the held file's bytes read after it, and what they were.
-fn replace_twice(
-    hold: bool,
-) -> (
-    sync::transfer::puller::RoundReport,
-    Option<(Vec<u8>, Vec<u8>)>,
-) {
+/// Returns the third round's report and, with `hold`, the held file's bytes read after it and
+/// what they were before.
+fn replace_twice(hold: bool) -> (sync::transfer::puller::RoundReport, Option<HeldBytes>) {
     use std::io::Read;
     let lb = Loopback::new(false, build_source);
     let s = lb.src.path();
