@@ -20,7 +20,11 @@
 //!   while it was in its generation, or mapped it, and still holds it: "a reader that must hold
 //!   a generation longer keeps its files open", see [`super::store`]). The lease is released at
 //!   once; nobody can open the file afterwards, having no name for it. Without lease support
-//!   (another filesystem, no permission) nothing is recycled.
+//!   (another filesystem, no permission) nothing is recycled;
+//! - no extended attributes (ACLs, labels, capabilities, user attributes set on a file of
+//!   `current`): a file the store creates has none, and a recycled one must not bring any along
+//!   (owner, mode and times are set on every received file anyway). A system that labels every
+//!   file (SELinux) therefore recycles nothing.
 //!
 //! Only files of at least [`RECYCLE_MIN`] bytes are kept (a small file's single page is not
 //! worth a rename), at most [`RECYCLE_MAX`] of them; what is not taken goes to the trash with the
@@ -141,15 +145,21 @@ impl Recycler {
     }
 }
 
-/// Whether `f` (open read-write) is a regular file with one link that nobody else has open or
-/// mapped: a write lease is granted only then (fs/locks.c, `check_conflicting_open`: the inode's
-/// writers and readers must be ours alone). Released at once.
+/// Whether `f` (open read-write) is a regular file with one link and no extended attributes
+/// that nobody else has open or mapped: a write lease is granted only then (fs/locks.c,
+/// `check_conflicting_open`: the inode's writers and readers must be ours alone). Released at
+/// once.
 fn exclusive(f: &File) -> bool {
     match f.metadata() {
         Ok(md) if md.is_file() && md.nlink() == 1 => {}
         _ => return false,
     }
     let fd = f.as_raw_fd();
+    // SAFETY: flistxattr with a null buffer and size 0 only returns the size the list of names
+    // would need (0: none); no memory is written.
+    if unsafe { libc::flistxattr(fd, std::ptr::null_mut(), 0) } != 0 {
+        return false;
+    }
     // SAFETY: fcntl F_SETLEASE on a descriptor we own, with an integer argument; no memory is
     // passed. A refusal (EAGAIN: open elsewhere; EACCES, EINVAL: no leases here) changes nothing.
     let granted = unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_WRLCK) } == 0;
@@ -197,6 +207,38 @@ mod tests {
         assert_eq!(len, 1 << 20);
         assert_eq!(r.taken(), 2);
         assert!(r.take(&t.path().join("z"), 300 << 10).is_none());
+    }
+
+    /// A file with an extended attribute (an ACL, a label, a user attribute) is not taken: the
+    /// new file must not inherit it.
+    #[test]
+    fn a_file_with_extended_attributes_is_not_taken() {
+        let t = tempfile::tempdir().unwrap();
+        let r = Recycler::new(t.path().join("recycle"));
+        let a = big(t.path(), "a", 400 << 10, 5);
+        let name = std::ffi::CString::new(a.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: setxattr with NUL-terminated name and path and a 3-byte value we own.
+        let rc = unsafe {
+            libc::setxattr(
+                name.as_ptr(),
+                c"user.acl-ish".as_ptr(),
+                b"yes".as_ptr().cast(),
+                3,
+                0,
+            )
+        };
+        if rc != 0 {
+            eprintln!("no user xattrs on this filesystem: skipping");
+            return;
+        }
+        let md = std::fs::symlink_metadata(&a).unwrap();
+        assert!(r.keep(&a, &md));
+        assert!(r.take(&t.path().join("x"), 400 << 10).is_none());
+        // The same without it: taken.
+        let b = big(t.path(), "b", 400 << 10, 6);
+        let md = std::fs::symlink_metadata(&b).unwrap();
+        assert!(r.keep(&b, &md));
+        assert!(r.take(&t.path().join("y"), 400 << 10).is_some());
     }
 
     /// A file someone still has open (a reader of an old generation) or mapped is never
