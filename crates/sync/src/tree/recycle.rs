@@ -174,6 +174,19 @@ fn exclusive(f: &File) -> bool {
 mod tests {
     use super::*;
 
+    /// A scratch directory and a recycler keeping files in it.
+    fn fresh() -> (tempfile::TempDir, Recycler) {
+        let t = tempfile::tempdir().unwrap();
+        let r = Recycler::new(t.path().join("recycle"));
+        (t, r)
+    }
+
+    /// Keeps `p` for recycling, which must succeed.
+    fn keep(r: &Recycler, p: &Path) {
+        let md = std::fs::symlink_metadata(p).unwrap();
+        assert!(r.keep(p, &md), "{}", p.display());
+    }
+
     fn big(dir: &Path, name: &str, len: usize, byte: u8) -> PathBuf {
         let p = dir.join(name);
         std::fs::write(&p, vec![byte; len]).unwrap();
@@ -182,8 +195,7 @@ mod tests {
 
     #[test]
     fn keeps_only_large_unlinked_files_and_hands_out_the_best_fit() {
-        let t = tempfile::tempdir().unwrap();
-        let r = Recycler::new(t.path().join("recycle"));
+        let (t, r) = fresh();
         let small = big(t.path(), "small", 1000, 1);
         let linked = big(t.path(), "linked", 300 << 10, 2);
         std::fs::hard_link(&linked, t.path().join("linked2")).unwrap();
@@ -213,8 +225,7 @@ mod tests {
     /// new file must not inherit it.
     #[test]
     fn a_file_with_extended_attributes_is_not_taken() {
-        let t = tempfile::tempdir().unwrap();
-        let r = Recycler::new(t.path().join("recycle"));
+        let (t, r) = fresh();
         let a = big(t.path(), "a", 400 << 10, 5);
         let name = std::ffi::CString::new(a.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: setxattr with NUL-terminated name and path and a 3-byte value we own.
@@ -231,13 +242,11 @@ mod tests {
             eprintln!("no user xattrs on this filesystem: skipping");
             return;
         }
-        let md = std::fs::symlink_metadata(&a).unwrap();
-        assert!(r.keep(&a, &md));
+        keep(&r, &a);
         assert!(r.take(&t.path().join("x"), 400 << 10).is_none());
         // The same without it: taken.
         let b = big(t.path(), "b", 400 << 10, 6);
-        let md = std::fs::symlink_metadata(&b).unwrap();
-        assert!(r.keep(&b, &md));
+        keep(&r, &b);
         assert!(r.take(&t.path().join("y"), 400 << 10).is_some());
     }
 
@@ -245,18 +254,15 @@ mod tests {
     /// overwritten: the lease is refused and the file stays where it is.
     #[test]
     fn a_file_open_or_mapped_elsewhere_is_not_taken() {
-        let t = tempfile::tempdir().unwrap();
-        let r = Recycler::new(t.path().join("recycle"));
+        let (t, r) = fresh();
         let a = big(t.path(), "a", 400 << 10, 7);
-        let md = std::fs::symlink_metadata(&a).unwrap();
         let reader = File::open(&a).unwrap();
-        assert!(r.keep(&a, &md));
+        keep(&r, &a);
         assert!(r.take(&t.path().join("x"), 400 << 10).is_none());
         assert!(!t.path().join("x").exists());
         drop(reader);
 
         let b = big(t.path(), "b", 400 << 10, 8);
-        let md = std::fs::symlink_metadata(&b).unwrap();
         let f = File::open(&b).unwrap();
         // SAFETY: a shared read-only mapping of a file we just wrote; unmapped below.
         let map = unsafe {
@@ -271,14 +277,13 @@ mod tests {
         };
         assert_ne!(map, libc::MAP_FAILED);
         drop(f);
-        assert!(r.keep(&b, &md));
+        keep(&r, &b);
         assert!(r.take(&t.path().join("y"), 400 << 10).is_none());
         // SAFETY: the mapping made above, of that length.
         unsafe { libc::munmap(map, 4096) };
         // Nobody holds it any more: taken.
         let a2 = big(t.path(), "c", 400 << 10, 9);
-        let md = std::fs::symlink_metadata(&a2).unwrap();
-        assert!(r.keep(&a2, &md));
+        keep(&r, &a2);
         assert!(r.take(&t.path().join("z"), 400 << 10).is_some());
     }
 }
