@@ -27,21 +27,23 @@ struct Job {
     into: Option<File>,
 }
 
-/// Copies `len` bytes of `src` into a new file `dst` (created or truncated); with `writeback`
-/// (the store flushes before it switches) the copy's writeback starts at once: megabytes
-/// copied early in the fetch need not wait for the file's tail to go to disk.
-fn copy(
-    src: &std::path::Path,
-    len: u64,
-    (dst, into): (&std::path::Path, Option<File>),
-    writeback: bool,
-) -> std::io::Result<()> {
+/// Copies the job's `len` bytes of `src` into `dst` (created or truncated, or `into`, already
+/// there); with `writeback` (the store flushes before it switches) the copy's writeback starts
+/// at once: megabytes copied early in the fetch need not wait for the file's tail to go to disk.
+fn copy(j: Job, writeback: bool) -> std::io::Result<()> {
+    let Job {
+        src,
+        len,
+        dst,
+        into,
+        ..
+    } = j;
     let f = match into {
         // Overwritten from its start; never longer than `len`, so exactly `len` after the copy.
         Some(f) => f,
-        None => File::create(dst)?,
+        None => File::create(&dst)?,
     };
-    clone_prefix(src, len, &f)?;
+    clone_prefix(&src, len, &f)?;
     if writeback {
         start_writeback(&f);
     }
@@ -91,10 +93,7 @@ impl PrefixCopier {
                     if cancel.load(Ordering::Relaxed) {
                         break;
                     }
-                    if rtx
-                        .send((j.ticket, copy(&j.src, j.len, (&j.dst, j.into), writeback)))
-                        .is_err()
-                    {
+                    if rtx.send((j.ticket, copy(j, writeback))).is_err() {
                         break;
                     }
                 }
@@ -138,10 +137,7 @@ impl PrefixCopier {
         };
         if let Some(j) = unsent {
             // No helper (or it ended): the copy is done here and now.
-            self.done.insert(
-                ticket,
-                copy(&j.src, j.len, (&j.dst, j.into), self.writeback),
-            );
+            self.done.insert(ticket, copy(j, self.writeback));
         }
         ticket
     }

@@ -726,9 +726,10 @@ struct Sink<'a> {
     /// `written` when writeback was last started; `None`: not started early (the store
     /// does not flush, see StoreOptions::fsync).
     written_back: Option<u64>,
-    /// Length of the file's old bytes when it is a recycled inode (crate::tree::recycle),
-    /// else 0: a file left incomplete is cut back to what was written when the sink is
-    /// dropped, so that a partial file is only ever a valid prefix (the next round's basis).
+    /// The file's length when the sink was made: past `written` only for a recycled inode
+    /// (crate::tree::recycle), whose old bytes are overwritten. A file left incomplete is cut
+    /// back to what was written when the sink is dropped, so that a partial file is only ever
+    /// a valid prefix (the next round's basis).
     stale_end: u64,
 }
 
@@ -759,7 +760,7 @@ impl<'a> Sink<'a> {
             written,
             limit,
             written_back: store.options().fsync.then_some(written),
-            stale_end: 0,
+            stale_end: file.metadata().map_or(0, |md| md.len()),
         }
     }
 }
@@ -800,7 +801,7 @@ struct DataReader<'a> {
     hashed_here: bool,
 }
 
-impl DataReader<'_> {
+impl<'a> DataReader<'a> {
     fn next_frame(&mut self) -> Result<bool, TransferError> {
         if self.end.is_some() {
             return Ok(false);
@@ -817,6 +818,17 @@ impl DataReader<'_> {
                 "expected Data or FileEnd, got {}",
                 variant_name(&other)
             ))),
+        }
+    }
+
+    /// Reads from `r`; `hashed_here`: see the field.
+    fn new(r: &'a mut FrameReader<Conn>, hashed_here: bool) -> Self {
+        DataReader {
+            r,
+            buf: Vec::new(),
+            pos: 0,
+            end: None,
+            hashed_here,
         }
     }
 
@@ -909,8 +921,6 @@ fn receive_file<'m>(
             // (computed over its identical prefix and the tail it sent, the tail in `Data`
             // frames tagged whole), which must equal the manifest's.
             let mut trusted_prefix = false;
-            // Old bytes of a recycled inode past what is written (see Sink).
-            let mut stale = 0;
             let (file, hasher) = match (&p.basis, offset) {
                 (Basis::Partial(h), o) if o > 0 => {
                     let mut f = OpenOptions::new()
@@ -941,12 +951,10 @@ fn receive_file<'m>(
                     trusted_prefix = true;
                     (f, blake3::Hasher::new())
                 }
-                (_, 0) => {
-                    let (f, old) =
-                        create_partial(staging, &partial, size).map_err(|e| io("create", e))?;
-                    stale = old;
-                    (f, blake3::Hasher::new())
-                }
+                (_, 0) => (
+                    create_partial(staging, &partial, size).map_err(|e| io("create", e))?,
+                    blake3::Hasher::new(),
+                ),
                 _ => {
                     return Err(TransferError::Protocol(format!(
                         "{path}: resume offset without a basis"
@@ -954,14 +962,7 @@ fn receive_file<'m>(
                 }
             };
             let mut sink = Sink::new(store, &file, hasher, offset, size);
-            sink.stale_end = stale;
-            let mut data = DataReader {
-                r,
-                buf: Vec::new(),
-                pos: 0,
-                end: None,
-                hashed_here: !trusted_prefix,
-            };
+            let mut data = DataReader::new(r, !trusted_prefix);
             while data.next_frame()? {
                 let chunk = std::mem::take(&mut data.buf);
                 let written = sink.write_all(&chunk);
@@ -998,17 +999,9 @@ fn receive_file<'m>(
             };
             let base = File::open(old)
                 .map_err(|e| TransferError::io(format!("open {}", old.display()), e))?;
-            let (file, stale) =
-                create_partial(staging, &partial, size).map_err(|e| io("create", e))?;
+            let file = create_partial(staging, &partial, size).map_err(|e| io("create", e))?;
             let mut sink = Sink::new(store, &file, blake3::Hasher::new(), 0, size);
-            sink.stale_end = stale;
-            let mut data = DataReader {
-                r,
-                buf: Vec::new(),
-                pos: 0,
-                end: None,
-                hashed_here: true,
-            };
+            let mut data = DataReader::new(r, true);
             let applied = apply(base, &mut data, &mut sink);
             if let Err(e) = applied {
                 // The server's own hash tells a changed source from corrupt data.
@@ -1039,15 +1032,15 @@ fn receive_file<'m>(
 }
 
 /// A new partial file for `size` bytes at `partial`: a recycled inode when the staging has one
-/// (see crate::tree::recycle), with the length of old bytes it still holds, else created empty.
+/// (see crate::tree::recycle; its old bytes are overwritten, see Sink), else created empty.
 fn create_partial(
     staging: &Staging<'_>,
     partial: &std::path::Path,
     size: u64,
-) -> std::io::Result<(File, u64)> {
+) -> std::io::Result<File> {
     match staging.recycled_file(partial, size) {
-        Some(r) => Ok(r),
-        None => Ok((File::create(partial)?, 0)),
+        Some((f, _)) => Ok(f),
+        None => File::create(partial),
     }
 }
 

@@ -791,15 +791,7 @@ impl GenStore {
             self.trash(&dir)?;
         }
         fs::create_dir(&dir).map_err(|e| TreeError::io("create directory", &dir, e))?;
-        Ok(Staging {
-            store: self,
-            id,
-            manifest,
-            base: Manifest::default(),
-            recycler: Recycler::new(recycle_dir(&dir)),
-            dir,
-            committed: false,
-        })
+        Ok(Staging::new(self, id, manifest, Manifest::default(), dir))
     }
 
     fn mirror_dir(&self, id: &GenId) -> PathBuf {
@@ -889,15 +881,7 @@ impl GenStore {
         fs::rename(&mirror, &dir).map_err(|e| TreeError::io("rename for staging", &mirror, e))?;
         make_dir_writable(&dir)?;
         if unchanged {
-            return Ok(Staging {
-                store: self,
-                id,
-                manifest,
-                base: current_manifest,
-                recycler: Recycler::new(recycle_dir(&dir)),
-                dir,
-                committed: false,
-            });
+            return Ok(Staging::new(self, id, manifest, current_manifest, dir));
         }
         self.audited_staging(id, manifest, dir, current_manifest)
     }
@@ -991,15 +975,7 @@ impl GenStore {
                     make_dir_writable(&dir.join(&e.path))?;
                 }
             }
-            return Ok(Staging {
-                store: self,
-                id,
-                manifest,
-                base: spare_manifest,
-                recycler: Recycler::new(recycle_dir(&dir)),
-                dir,
-                committed: false,
-            });
+            return Ok(Staging::new(self, id, manifest, spare_manifest, dir));
         }
         self.audited_staging(id, manifest, dir, spare_manifest)
     }
@@ -1029,16 +1005,7 @@ impl GenStore {
                 reason: "reused generation audit lost track of its entries".into(),
             });
         }
-        let staging = Staging {
-            store: self,
-            id,
-            manifest,
-            base,
-            recycler: Recycler::new(recycle_dir(&dir)),
-            dir,
-            committed: false,
-        };
-        Ok(staging)
+        Ok(Staging::new(self, id, manifest, base, dir))
     }
 }
 
@@ -1146,7 +1113,26 @@ pub struct Staging<'s> {
     recycler: Recycler,
 }
 
-impl Staging<'_> {
+impl<'s> Staging<'s> {
+    /// The staging of generation `id` (`manifest`) in `dir`, which holds `base` already.
+    fn new(
+        store: &'s GenStore,
+        id: GenId,
+        manifest: Manifest,
+        base: Manifest,
+        dir: PathBuf,
+    ) -> Self {
+        Staging {
+            store,
+            id,
+            manifest,
+            base,
+            recycler: Recycler::new(recycle_dir(&dir)),
+            dir,
+            committed: false,
+        }
+    }
+
     /// The staging directory.
     pub fn dir(&self) -> &Path {
         &self.dir
